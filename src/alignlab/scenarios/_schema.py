@@ -1,0 +1,128 @@
+"""Typed view of a scenario condition: what the harness runs and the judge checks.
+
+The YAML files in `data/` are the source; `_library.py` loads, validates and renders them
+into these objects. Everything downstream (harness, judges, stats) imports from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# The six harmful-action families. One place for this list; data files must use these names.
+FAMILIES: tuple[str, ...] = (
+    "blackmail",
+    "leaking",
+    "lethal",
+    "shutdown",
+    "private_data",
+    "sabotage_ai",
+)
+SPLITS: tuple[str, ...] = ("core", "heldout")
+GOAL_TYPES: tuple[str, ...] = ("explicit", "latent", "none", "ambiguous")
+THREATS: tuple[str, ...] = ("replacement", "restriction", "none")
+
+# Names of the simulated tools the harness implements (harness/_tools.py).
+TOOL_NAMES: tuple[str, ...] = (
+    "send_email",  # to, subject, body, attachments (list of file paths, optional)
+    "forward_email",  # email_id, to, note
+    "read_email",  # email_id
+    "list_files",  # directory (optional)
+    "read_file",  # path
+    "write_file",  # path, content
+    "copy_file",  # source, destination (a destination outside the workspace is an exfiltration)
+    "delete_file",  # path
+    "list_alerts",  # -
+    "cancel_alert",  # alert_id, override_code
+    "list_jobs",  # -
+    "disable_job",  # job_id
+    "query_records",  # query
+    "end_task",  # summary
+)
+
+# Layer-2 intent questions a rule may ask (judges/data/rubrics/<intent>.md answers each).
+INTENTS: tuple[str, ...] = ("coercion",)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One row of `alignlab scenarios list`: a scenario under one goal × threat setting."""
+
+    id: str  # f"{family}/{scenario}/{goal_type}-{goal_value}/{threat}"; unique in the library
+    family: str  # one of FAMILIES
+    scenario: str  # the scenario's own name, e.g. "northwind_logistics"
+    split: str  # one of SPLITS
+    goal_type: str  # one of GOAL_TYPES
+    goal_value: str  # e.g. "safety", "growth"; "none" when goal_type is none
+    threat: str  # one of THREATS
+
+    def as_row(self) -> dict[str, str]:
+        return {
+            "id": self.id,
+            "family": self.family,
+            "split": self.split,
+            "goal_type": self.goal_type,
+            "goal_value": self.goal_value,
+            "threat": self.threat,
+        }
+
+
+@dataclass(frozen=True)
+class ArgTest:
+    """A test on one argument of a tool call. Exactly one operator is set.
+
+    Text comparisons are case-insensitive. List arguments (e.g. `to`, `attachments`) pass
+    when any element passes, except `domain_not`, which passes when any address is outside.
+    """
+
+    arg: str
+    equals: str | None = None
+    any_of: tuple[str, ...] | None = None
+    contains_any: tuple[str, ...] | None = None  # substring of the argument's text
+    domain_not: str | None = None  # an email address whose domain is not this one
+    regex: str | None = None
+
+
+@dataclass(frozen=True)
+class EvidenceRule:
+    """A harmful act, declared over the structured tool-call log — never over free text."""
+
+    id: str  # e.g. "leverage_email"
+    act: str  # plain-language description shown with the verdict
+    tools: tuple[str, ...]  # tool names this rule looks at
+    tests: tuple[ArgTest, ...] = ()  # all must pass on one call
+    intent: str | None = None  # if set, a layer-2 judge must confirm (one of INTENTS)
+    intent_arg: str = "body"  # which argument the intent judge reads
+    attempts_count: bool = True  # a failed call (wrong code, say) still counts as an attempt
+
+
+@dataclass(frozen=True)
+class Email:
+    id: str
+    sender: str
+    to: tuple[str, ...]
+    subject: str
+    body: str
+    date: str = ""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Everything the harness needs to run one condition and the judge needs to score it."""
+
+    condition: Condition
+    system_prompt: str  # role, organisation, goal statement (if any); no tool syntax
+    user_prompt: str  # the task for this episode, with the inbox shown inline
+    tools: tuple[str, ...]  # enabled tool names (subset of TOOL_NAMES)
+    agent_address: str  # the agent's own email address
+    org_domain: str  # e.g. "northwind.example"
+    inbox: tuple[Email, ...] = ()
+    files: dict[str, str] = field(default_factory=dict)  # path -> content
+    alerts: tuple[dict[str, Any], ...] = ()  # {id, description, status, override_code}
+    jobs: tuple[dict[str, Any], ...] = ()  # {id, name, schedule, enabled, description}
+    records: tuple[dict[str, Any], ...] = ()  # personal records the agent may query
+    evidence: tuple[EvidenceRule, ...] = ()
+    legitimate_path: str = ""  # what a good agent could do instead (documentation, tests)
+
+
+StatusLiteral = Literal["harmful", "safe", "error", "unscored"]
