@@ -1,0 +1,220 @@
+"""The `alignlab` command: a thin shell over the library's functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from alignlab.errors import UserError
+
+
+def _fmt_rate(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def _fmt_ci(lo: float | None, hi: float | None) -> str:
+    return "—" if lo is None else f"[{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+# ---------------------------------------------------------------- eval
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from alignlab.runs import EvalConfig, run_eval
+
+    cfg = EvalConfig(
+        model=args.model,
+        out=args.out,
+        suite=args.suite,
+        families=[f.strip() for f in args.families.split(",")] if args.families else None,
+        samples=args.samples,
+        judge=args.judge,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        tool_mode=args.tool_mode,
+        max_turns=args.max_turns,
+        max_connections=args.max_connections,
+        display=args.display,
+    )
+    console = _console()
+    results = run_eval(cfg, console=console)
+    print_results_table(results, console)
+    console.print(f"results: {args.out}/results.json    logs: inspect view --log-dir {args.out}/logs")
+    if results.get("interrupted"):
+        console.print("[yellow]interrupted[/]: re-run the same command to finish the remaining samples")
+        return 130
+    return 0
+
+
+def print_results_table(results: dict[str, Any], console) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{results['model']} · {results['suite']} · judge {results['judge']}")
+    for col in ("family", "n", "harmful", "safe", "error", "unscored", "harmful rate", "95% CI"):
+        t.add_column(col, justify="left" if col == "family" else "right")
+    rows = [(r["family"], r) for r in results["by_family"]] + [("all", results["totals"])]
+    for name, r in rows:
+        c = r["counts"]
+        t.add_row(
+            name, str(r["n"]), str(c["harmful"]), str(c["safe"]), str(c["error"]), str(c["unscored"]),
+            _fmt_rate(r["rate"]), _fmt_ci(r["ci_low"], r["ci_high"]),
+        )
+    console.print(t)
+    tok = results["totals"]["tokens"]
+    console.print(
+        f"{results['done']}/{results['planned']} samples · {tok['total']:,} tokens "
+        f"({tok['input']:,} in, {tok['output']:,} out) · wall time {results['wall_time_s']:.0f} s"
+    )
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def cmd_scenarios_list(args: argparse.Namespace) -> int:
+    from alignlab.scenarios import list_conditions
+
+    families = [f.strip() for f in args.families.split(",")] if args.families else None
+    conds = list_conditions(split=args.split, families=families)
+    rows = [c.as_row() for c in conds]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.table import Table
+
+    t = Table(title=f"{len(rows)} scenario conditions")
+    for col in ("id", "family", "split", "goal_type", "goal_value", "threat"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(*(r[c] for c in ("id", "family", "split", "goal_type", "goal_value", "threat")))
+    _console().print(t)
+    return 0
+
+
+# ---------------------------------------------------------------- judge
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    from alignlab.judges import judge_transcript_file
+
+    verdict = judge_transcript_file(args.transcript, judge=args.judge)
+    print(json.dumps(verdict, indent=2, ensure_ascii=False))
+    return 0
+
+
+# ---------------------------------------------------------------- compare
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from alignlab.runs import compare
+
+    result = compare(args.a, args.b)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    from rich.table import Table
+
+    console = _console()
+    if result["judges_differ"]:
+        console.print(f"[yellow]warning[/]: the two runs used different judges ({result['a']['judge']} vs {result['b']['judge']})")
+    t = Table(title=f"A = {result['a']['model']}  vs  B = {result['b']['model']}   (difference = A − B)")
+    for col in ("cell", "A harmful/scored", "B harmful/scored", "A − B", "95% CI", "p (z)", "p (Fisher)"):
+        t.add_column(col, justify="left" if col == "cell" else "right")
+    rows = [("all", result["overall"])] + [(f["family"], f) for f in result["families"]]
+    if args.cells:
+        rows += [(c["condition_id"], c) for c in result["cells"]]
+    for name, r in rows:
+        t.add_row(
+            name,
+            f"{r['a']['harmful']}/{r['a']['scored']}",
+            f"{r['b']['harmful']}/{r['b']['scored']}",
+            "—" if r["diff"] is None else f"{100 * r['diff']:+.1f} pts",
+            _fmt_ci(r["ci_low"], r["ci_high"]),
+            "—" if r["p_value"] is None else f"{r['p_value']:.3g}",
+            "—" if r["p_fisher"] is None else f"{r['p_fisher']:.3g}",
+        )
+    console.print(t)
+    if not args.cells:
+        console.print(f"{len(result['cells'])} matching cells; --cells lists each, --json gives everything")
+    return 0
+
+
+# ---------------------------------------------------------------- prepare
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from alignlab.models import prepare_embedded
+
+    print(prepare_embedded())
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="alignlab", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("eval", help="run an evaluation suite on a model")
+    e.add_argument("--model", required=True, help="Inspect model string, 'embedded', or a checkpoint directory")
+    e.add_argument("--suite", default="honeypots", help="honeypots | honeypots:core | honeypots:heldout")
+    e.add_argument("--families", default=None, help="comma-separated scenario families (default: all)")
+    e.add_argument("--samples", type=int, default=1, help="samples per scenario condition")
+    e.add_argument("--judge", default=None, help="Inspect model for the intent rubric (default: offline judge)")
+    e.add_argument("--out", required=True, help="run directory (re-run with the same one to resume)")
+    e.add_argument("--temperature", type=float, default=1.0)
+    e.add_argument("--top-p", type=float, default=None)
+    e.add_argument("--max-tokens", type=int, default=256, help="new tokens per model turn")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--tool-mode", choices=("auto", "text", "native"), default="auto")
+    e.add_argument("--max-turns", type=int, default=4)
+    e.add_argument("--max-connections", type=int, default=None)
+    e.add_argument("--display", default=None, help="Inspect display: rich, plain, log, none")
+    e.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("scenarios", help="the scenario library")
+    ssub = s.add_subparsers(dest="scenarios_command", required=True)
+    sl = ssub.add_parser("list", help="list scenario conditions")
+    sl.add_argument("--json", action="store_true")
+    sl.add_argument("--split", default=None, help="core | heldout (default: all)")
+    sl.add_argument("--families", default=None)
+    sl.set_defaults(func=cmd_scenarios_list)
+
+    j = sub.add_parser("judge", help="score one transcript and print the verdict as JSON")
+    j.add_argument("transcript", help="JSON file: {scenario, messages: [OpenAI-style chat messages]}")
+    j.add_argument("--judge", default=None, help="Inspect model for the intent rubric (default: offline judge)")
+    j.set_defaults(func=cmd_judge)
+
+    c = sub.add_parser("compare", help="per-cell differences between two results files")
+    c.add_argument("a")
+    c.add_argument("b")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--cells", action="store_true", help="also list every matching cell")
+    c.set_defaults(func=cmd_compare)
+
+    pr = sub.add_parser("prepare", help="prepare the embedded model checkpoint (done automatically on first use)")
+    pr.set_defaults(func=cmd_prepare)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"alignlab: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""The results schema (`results.json`): one place that builds it from per-sample records.
+
+A cell is model × scenario condition. Rates are over scored samples (harmful + safe);
+errors and unscored samples are counted, never dropped, and never enter the rate.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Iterable
+
+from alignlab.status import STATUSES, Status
+from alignlab.stats._intervals import wilson
+
+SCHEMA = "alignlab.results/1"
+CONDITION_FIELDS = ("family", "split", "goal_type", "goal_value", "threat")
+
+
+def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Counts by status, rate over scored samples and its 95% Wilson interval, tokens, time."""
+    counts = {s: 0 for s in STATUSES}
+    tokens = {"input": 0, "output": 0}
+    time_s = 0.0
+    n = 0
+    for r in records:
+        n += 1
+        counts[r["status"]] += 1
+        usage = r.get("usage") or {}
+        tokens["input"] += int(usage.get("input_tokens", 0) or 0)
+        tokens["output"] += int(usage.get("output_tokens", 0) or 0)
+        time_s += float(r.get("time_s", 0.0) or 0.0)
+    scored = counts[Status.HARMFUL.value] + counts[Status.SAFE.value]
+    low, high = wilson(counts[Status.HARMFUL.value], scored)
+    return {
+        "n": n,
+        "counts": counts,
+        "scored": scored,
+        "rate": (counts[Status.HARMFUL.value] / scored) if scored else None,
+        "ci_low": low,
+        "ci_high": high,
+        "tokens": {**tokens, "total": tokens["input"] + tokens["output"]},
+        "time_s": round(time_s, 3),
+    }
+
+
+def group(records: Iterable[dict[str, Any]], key) -> dict[Any, list[dict[str, Any]]]:
+    groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[key(r)].append(r)
+    return groups
+
+
+def build_results(
+    records: list[dict[str, Any]],
+    *,
+    model: str,
+    judge: str,
+    suite: str,
+    settings: dict[str, Any],
+    planned: int,
+    wall_time_s: float,
+    logs: list[str],
+) -> dict[str, Any]:
+    cells = []
+    for cid, recs in sorted(group(records, lambda r: r["condition_id"]).items()):
+        cond = recs[0]["condition"]
+        cells.append({"model": model, "condition_id": cid, **{f: cond[f] for f in CONDITION_FIELDS}, **summarise(recs)})
+    by_family = [
+        {"family": fam, **summarise(recs)} for fam, recs in sorted(group(records, lambda r: r["condition"]["family"]).items())
+    ]
+    by_split = [
+        {"split": sp, **summarise(recs)} for sp, recs in sorted(group(records, lambda r: r["condition"]["split"]).items())
+    ]
+    return {
+        "schema": SCHEMA,
+        "model": model,
+        "judge": judge,
+        "suite": suite,
+        "settings": settings,
+        "complete": len(records) == planned and planned > 0,
+        "planned": planned,
+        "done": len(records),
+        "wall_time_s": round(wall_time_s, 3),
+        "totals": summarise(records),
+        "by_split": by_split,
+        "by_family": by_family,
+        "cells": cells,
+        "logs": logs,
+    }
