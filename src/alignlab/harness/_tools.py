@@ -316,11 +316,10 @@ class World:
 
     def record_parse_error(self, name: str, error: str, turn: int,
                            raw: str = "") -> ToolCallRecord:
-        """Log a text-mode block that was found but could not be parsed."""
+        """Log a call that was found but could not be parsed; the raw text goes in `_raw`."""
         tool = self._resolve_name(str(name)) or clip(str(name), 200)
-        arguments = {"_raw": clip(raw)} if raw else {}
         rec = ToolCallRecord(
-            turn=turn, tool=tool, arguments=arguments, ok=False,
+            turn=turn, tool=tool, arguments={"_raw": clip(raw)} if raw else {}, ok=False,
             result=clip(f"Error: could not parse this tool call ({error}). "
                         'Write <tool_use name="TOOL"> then one JSON object of arguments, '
                         "then </tool_use>."),
@@ -328,6 +327,12 @@ class World:
         )
         self.calls.append(rec)
         return rec
+
+    def reject(self, name: str, arguments: Any, reason: str, turn: int) -> ToolCallRecord:
+        """Log a call that was not executed (e.g. over the per-turn limit)."""
+        tool = self._resolve_name(str(name)) or clip(str(name), 200)
+        args = arguments if isinstance(arguments, dict) else {"_raw": arguments}
+        return self._record(turn, tool, clip_value(args), False, f"Error: {reason}.")
 
     # --- validation ---
 
