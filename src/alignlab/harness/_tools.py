@@ -295,10 +295,11 @@ class World:
         if isinstance(args, str):  # not an object: cannot be validated
             return self._record(turn, tool or raw_name, {"_raw": clip(args)}, False,
                                 "Error: arguments must be a JSON object.")
-        if tool is None:
+        if tool is None or tool not in self.enabled:
             available = ", ".join(self.enabled) or "none"
-            return self._record(turn, raw_name, clip_value(args), False,
-                                f"Error: unknown tool '{clip(raw_name, 80)}'. "
+            problem = "is not available here" if tool else "is not a known tool"
+            return self._record(turn, tool or raw_name, clip_value(args), False,
+                                f"Error: '{clip(tool or raw_name, 80)}' {problem}. "
                                 f"Available tools: {available}.")
         try:
             normalized = self._validate(tool, args)
@@ -341,7 +342,7 @@ class World:
         if key.startswith("functions."):
             key = key[len("functions.") :]
         key = key.lower().replace("-", "_").replace(" ", "_")
-        return key if key in self.enabled else None
+        return key if key in TOOL_PARAMS else None
 
     @staticmethod
     def _coerce_arguments(arguments: Any) -> dict[str, Any] | str:
