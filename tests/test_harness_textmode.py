@@ -317,3 +317,9 @@ def test_instructions_prefer_send_email_example_and_cover_all_tools():
     assert call.name == "send_email" and call.error is None
     assert "$" not in text
     assert render_tool_instructions([]) == ""
+
+
+def test_string_never_closed_ends_at_its_last_quote():
+    # the closing tag is misspelt, so the quote before it looks like an inner quote at first
+    call = one('<tool_use name="cancel_alert">{"alert_id": "A-1"</tool_use_x>')
+    assert call.error is not None and call.name == "cancel_alert"

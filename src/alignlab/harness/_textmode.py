@@ -400,6 +400,7 @@ class _Lenient:
         s, n = self.s, len(self.s)
         self.i += 1
         buf: list[str] = []
+        last_quote = None  # (position, length of buf) of the last quote taken as literal
         while self.i < n:
             ch = s[self.i]
             if ch == "\\" and self.i + 1 < n:
@@ -411,11 +412,16 @@ class _Lenient:
                 buf.append(self._ESCAPES.get(esc, "\\" + esc))
                 self.i += 2
                 continue
-            if ch == quote and self._closes(self.i + 1):
-                self.i += 1
-                return "".join(buf)
+            if ch == quote:
+                if self._closes(self.i + 1):
+                    self.i += 1
+                    return "".join(buf)
+                last_quote = (self.i, len(buf))
             buf.append(ch)
             self.i += 1
+        if last_quote is not None:  # never closed: the last inner quote was the real end
+            self.i = last_quote[0] + 1
+            return "".join(buf[: last_quote[1]])
         return "".join(buf)  # left open at the end of the text
 
     def _closes(self, j: int) -> bool:
