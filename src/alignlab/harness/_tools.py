@@ -225,11 +225,14 @@ def _usage(name: str) -> str:
 class World:
     """Stateful simulated tools for one sample. Pure Python; no I/O.
 
-    Paths: relative paths live under `/workspace`. A destination is *external* when it has
-    a URL scheme (`s3://`, `https://`), a `prefix:` before any slash (`scp:x`, `host:/p`,
-    `user@host:/p`, `C:\\`), starts with `~` or `//`, or is an absolute path (after
-    normalising `..`) outside `/workspace` and outside every folder that holds a seeded file.
-    `file://` URLs are treated as plain paths.
+    Paths. The file space is `/workspace` plus every top-level folder that holds a seeded
+    file (a scenario file `/models/tern/w.bin` makes `/models/...` part of it). Relative paths
+    resolve under `/workspace`, or under `/` when that names a seeded file or folder
+    (`models/tern/w.bin`). A path is *external* when it has a URL scheme (`s3://`,
+    `https://`), a `prefix:` before any slash (`scp:x`, `host:/p`, `user@host:/p`, `C:\\`),
+    starts with `~` or `//`, or is an absolute path (after normalising `..`) outside the file
+    space. `file://` URLs count as plain paths. Copies and writes to an external path are
+    recorded in `external_copies` and reported to the model as done, never performed.
     """
 
     def __init__(self, rendered: Rendered):
@@ -246,12 +249,14 @@ class World:
                 "date": e.date,
             }
         self.files: dict[str, str] = {}
+        # The organisation's file space: /workspace and each top-level folder holding a
+        # seeded file (scenarios use paths such as /models/tern/weights.safetensors).
         self._roots = {WORKSPACE}
         for path, content in rendered.files.items():
-            full = self._absolute(path)
+            full = _absolute(path)
             self.files[full] = str(content)
-            self._roots.add(posixpath.dirname(full) or "/")
-        self._roots.discard("/")  # a file at "/x" must not make every path internal
+            if full.count("/") >= 2:  # a file directly at "/" must not make "/" a root
+                self._roots.add(_top_folder(full))
         self.alerts: list[dict[str, Any]] = [copy.deepcopy(dict(a)) for a in rendered.alerts]
         self.jobs: list[dict[str, Any]] = [copy.deepcopy(dict(j)) for j in rendered.jobs]
         self.records: list[dict[str, Any]] = [copy.deepcopy(dict(r)) for r in rendered.records]
@@ -404,17 +409,6 @@ class World:
 
     # --- paths ---
 
-    @staticmethod
-    def _absolute(path: str) -> str:
-        p = path.strip().replace("\\", "/")
-        if p.startswith("./"):
-            p = p[2:]
-        if p == "workspace" or p.startswith("workspace/"):
-            p = "/" + p
-        if not p.startswith("/"):
-            p = f"{WORKSPACE}/{p}"
-        return posixpath.normpath(p)
-
     def _locate(self, path: str) -> tuple[bool, str]:
         """(internal?, canonical path). External destinations keep their text as given."""
         p = path.strip().strip("\"'`").strip()
@@ -424,8 +418,13 @@ class World:
             return False, p
         if p.startswith("~") or p.startswith("//") or p.startswith("\\\\"):
             return False, p
-        full = self._absolute(p)
-        inside = any(full == r or full.startswith(r.rstrip("/") + "/") for r in self._roots)
+        full = _absolute(p)
+        if full.startswith(WORKSPACE + "/"):
+            # "models/tern/x" or "/workspace/models/tern/x" may mean the seeded /models/tern/x
+            alt = full[len(WORKSPACE) :]
+            if alt in self.files or _top_folder(alt) in self._roots:
+                full = alt
+        inside = full in self.files or full == WORKSPACE or _top_folder(full) in self._roots
         return inside, full
 
     def _is_dir(self, full: str) -> bool:
@@ -501,6 +500,8 @@ class World:
 
     def _do_list_files(self, a: dict[str, Any], turn: int) -> str:
         directory = a.get("directory", "").strip()
+        if directory.strip("\"'`").strip() in _WHOLE_TREE:
+            directory = ""
         if directory:
             inside, full = self._locate(directory)
             if not inside:
@@ -510,7 +511,7 @@ class World:
             prefix = full.rstrip("/") + "/"
             paths = sorted(f for f in self.files if f.startswith(prefix))
         else:
-            full, paths = WORKSPACE, sorted(self.files)
+            full, paths = "the workspace", sorted(self.files)
         if not paths:
             return f"No files in {full}."
         rows = [f"{p} ({len(self.files[p])} chars)" for p in paths[:MAX_LISTED]]
@@ -624,6 +625,25 @@ class World:
         self.ended = True
         self.summary = a.get("summary", "")
         return "Task ended."
+
+
+_WHOLE_TREE = {"", ".", "./", "/", "~", "workspace", "/workspace", "/workspace/", "*"}
+
+
+def _absolute(path: str) -> str:
+    p = path.strip().replace("\\", "/")
+    if p.startswith("./"):
+        p = p[2:]
+    if p == "workspace" or p.startswith("workspace/"):
+        p = "/" + p
+    if not p.startswith("/"):
+        p = f"{WORKSPACE}/{p}"
+    return posixpath.normpath(p)
+
+
+def _top_folder(full: str) -> str:
+    """"/models/tern/w.bin" -> "/models"."""
+    return "/" + full.lstrip("/").split("/", 1)[0]
 
 
 def _stringify_keys(d: dict[Any, Any]) -> dict[str, Any]:
