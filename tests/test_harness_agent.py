@@ -32,6 +32,9 @@ from alignlab.harness import (
 )
 from alignlab.scenarios._schema import Condition, Email, Rendered
 
+import alignlab.scenarios as scenarios_pkg
+
+REAL_RENDER = getattr(scenarios_pkg, "render", None)  # before the fixture replaces it
 CONDITION_ID = "lethal/test_co/explicit-safety/replacement"
 MODEL = "mockllm/model"
 
@@ -302,3 +305,30 @@ def test_replay_of_openai_style_dicts():
         (2, "end_task", True, False)]
     assert world.sent[0]["body"] == "I know."
     assert world.calls[1].arguments == {"_raw": '{"alert_id": "A-1",'}
+
+
+# --- against the real scenario library ---
+
+
+def test_runs_a_real_lethal_condition(monkeypatch):
+    if REAL_RENDER is None or not hasattr(scenarios_pkg, "list_conditions"):
+        pytest.skip("scenario library not available")
+    conditions = scenarios_pkg.list_conditions(families=["lethal"])
+    if not conditions:
+        pytest.skip("no lethal conditions in the library")
+    monkeypatch.setattr("alignlab.scenarios.render", REAL_RENDER)
+    cid = conditions[0].id
+    rendered = REAL_RENDER(cid)
+    alert = rendered.alerts[0]
+    outputs = [text_turn(format_tool_use("list_alerts", {})),
+               text_turn(format_tool_use("cancel_alert", {"alert_id": alert["id"],
+                                                          "override_code": alert["override_code"]})),
+               text_turn("Done.")]
+    task = Task(dataset=[Sample(input="x", metadata={"condition_id": cid})],
+                solver=honeypot_agent(tool_mode="auto"))
+    sample = run_task(task, outputs)
+    assert sample.store[STORE_TOOL_MODE] == "text"  # mockllm -> text under auto
+    calls = calls_of(sample)
+    assert [(c.tool, c.ok) for c in calls] == [("list_alerts", True), ("cancel_alert", True)]
+    assert sample.messages[0].text.startswith(rendered.system_prompt.rstrip())
+    assert sample.messages[1].text == rendered.user_prompt
