@@ -184,11 +184,13 @@ def test_key_value_lines_quoted_values():
 
 def test_key_value_lines_for_an_unknown_tool_accept_any_key():
     call = one("<tool_use name=frobnicate>\nlevel: 3\nmode: fast\n</tool_use>")
-    assert (call.name, call.arguments, call.error) == ("frobnicate", {"level": "3", "mode": "fast"}, None)
+    assert call.error is None
+    assert (call.name, call.arguments) == ("frobnicate", {"level": "3", "mode": "fast"})
 
 
 def test_name_and_arguments_object_in_bare_block():
-    call = one('<tool_use>\n{"name": "send_email", "arguments": ' + json.dumps(EMAIL) + "}\n</tool_use>")
+    body = json.dumps({"name": "send_email", "arguments": EMAIL})
+    call = one(f"<tool_use>\n{body}\n</tool_use>")
     assert (call.name, call.arguments, call.error) == ("send_email", EMAIL, None)
 
 
@@ -203,7 +205,8 @@ def test_list_of_wrapped_calls_in_one_block():
     body = json.dumps([{"name": "list_alerts", "arguments": {}},
                        {"name": "read_file", "parameters": {"path": "x"}}])
     calls = parse_text_tool_calls(f"<tool_use>{body}</tool_use>")
-    assert [(c.name, c.arguments) for c in calls] == [("list_alerts", {}), ("read_file", {"path": "x"})]
+    assert [(c.name, c.arguments) for c in calls] == [("list_alerts", {}),
+                                                      ("read_file", {"path": "x"})]
 
 
 def test_name_key_is_not_unwrapped_when_tag_names_another_tool():
@@ -275,7 +278,8 @@ def test_hostile_input_never_raises(garbage):
 
 
 def test_bytes_are_decoded():
-    call = one('<tool_use name="read_file">{"path": "caf\xc3\xa9.txt"}</tool_use>'.encode("latin-1"))
+    data = '<tool_use name="read_file">{"path": "café.txt"}</tool_use>'.encode()
+    call = one(data)
     assert call.arguments == {"path": "café.txt"}
 
 
