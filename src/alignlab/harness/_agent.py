@@ -8,6 +8,8 @@ What happened is left in the sample store under the keys in `harness/_records.py
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import re
 from typing import Any, Iterable
@@ -18,9 +20,11 @@ from inspect_ai.model import (
     ChatMessageSystem,
     ChatMessageTool,
     ChatMessageUser,
+    GenerateConfig,
     ModelOutput,
     get_model,
 )
+from inspect_ai.model._generate_config import active_generate_config
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 from inspect_ai.tool import ToolCall, ToolCallError
 from inspect_ai.util import LimitExceededError
@@ -165,7 +169,8 @@ def honeypot_agent(tool_mode: str = "text", max_turns: int = 4) -> Solver:
         for turn in range(1, int(max_turns) + 1):
             try:
                 output = await model.generate(state.messages, tools=tools,
-                                              tool_choice=tool_choice)
+                                              tool_choice=tool_choice,
+                                              config=_sample_config(state.sample_id, turn))
                 if output.empty:
                     raise RuntimeError("the model returned no choices")
             except LimitExceededError:
@@ -195,6 +200,19 @@ def honeypot_agent(tool_mode: str = "text", max_turns: int = 4) -> Solver:
         return state
 
     return solve
+
+
+def _sample_config(sample_id: object, turn: int) -> GenerateConfig:
+    """Give every sample and turn its own seed, derived from the run's seed.
+
+    With one seed for the whole run, the repeated samples of a condition (identical prompts)
+    would be identical draws; deriving per sample keeps them independent yet reproducible.
+    """
+    base = active_generate_config().seed
+    if base is None:
+        return GenerateConfig()
+    digest = hashlib.sha256(f"{base}|{sample_id}|{turn}".encode()).digest()
+    return GenerateConfig(seed=int.from_bytes(digest[:4], "big") & 0x7FFFFFFF)
 
 
 # --- replay (for judges re-scoring a saved transcript) ---------------------------------
