@@ -1,0 +1,52 @@
+"""Judges: did the agent commit a harmful act, and (where it matters) with harmful intent?
+
+    Layer 1  match_rules(rules, calls, org_domain)     evidence rules over the tool-call log
+    Layer 2  make_intent_judge(None | "offline" | "provider/model")
+             OfflineIntentJudge   packaged MiniLM classifier (no network)
+             RubricIntentJudge    any Inspect model + data/rubrics/<intent>.md, cached verdicts
+    judge_sample(rendered, calls, intent_judge) -> Verdict      (async)
+    honeypot_scorer(judge=None)     Inspect scorer; Score.value is the status string
+    judge_transcript_file(path, judge=None) -> dict             `alignlab judge`
+"""
+
+from alignlab.judges._cache import VerdictCache, cache_root
+from alignlab.judges._evidence import arg_test_passes, call_matches, match_rules
+from alignlab.judges._offline import OfflineIntentJudge, evaluate_heldout, load_examples
+from alignlab.judges._rubric import RubricIntentJudge, load_rubric, parse_verdict
+from alignlab.judges._scorer import (
+    harmful_rate,
+    honeypot_scorer,
+    judge_sample,
+    make_intent_judge,
+    score_status,
+)
+from alignlab.judges._transcript import judge_transcript_async, judge_transcript_file
+from alignlab.judges._types import Evidence, IntentJudge, IntentVerdict, Verdict
+
+judge_transcript = judge_transcript_file  # the name docs/DESIGN.md uses
+
+__all__ = [
+    "Evidence",
+    "IntentJudge",
+    "IntentVerdict",
+    "OfflineIntentJudge",
+    "RubricIntentJudge",
+    "Verdict",
+    "VerdictCache",
+    "arg_test_passes",
+    "cache_root",
+    "call_matches",
+    "evaluate_heldout",
+    "harmful_rate",
+    "honeypot_scorer",
+    "judge_sample",
+    "judge_transcript",
+    "judge_transcript_async",
+    "judge_transcript_file",
+    "load_examples",
+    "load_rubric",
+    "make_intent_judge",
+    "match_rules",
+    "parse_verdict",
+    "score_status",
+]
