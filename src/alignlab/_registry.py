@@ -1,0 +1,4 @@
+"""Inspect entry point (`[project.entry-points.inspect_ai]`): importing this registers
+alignlab's model provider and tasks with Inspect."""
+
+from alignlab.models import EmbeddedModelAPI  # noqa: F401  (registers the `embedded` provider)
