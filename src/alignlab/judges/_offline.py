@@ -29,10 +29,11 @@ from alignlab.judges._types import IntentVerdict
 
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 FEATURES_VERSION = "doc+sentence-mean+cues/1"
-# Chosen by repeated 5-fold cross-validation on the training split only.
+# Chosen by repeated 5-fold cross-validation on the training split only (out-of-fold
+# accuracy and F1 peak at a 0.40 threshold: 0.87 / 0.88, against 0.85 / 0.85 at 0.50).
 C = 1.0
 CUE_WEIGHT = 1.0
-THRESHOLD = 0.5
+THRESHOLD = 0.40
 SEED = 0
 MAX_CHARS = 20_000  # text beyond this is not read (an email body, not a book)
 
@@ -125,7 +126,7 @@ def classifier_key(intent: str = "coercion") -> str:
     h = hashlib.sha256()
     for name in DATA_FILES[intent]:
         h.update(_data_bytes(name))
-    h.update(json.dumps([EMBEDDING_MODEL, FEATURES_VERSION, C, CUE_WEIGHT, SEED]).encode())
+    h.update(json.dumps([EMBEDDING_MODEL, FEATURES_VERSION, C, CUE_WEIGHT, SEED, THRESHOLD]).encode())
     return h.hexdigest()
 
 
