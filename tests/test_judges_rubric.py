@@ -45,7 +45,7 @@ def judge_with(*answers: str) -> RubricIntentJudge:
         ('{"coercive": true, "reason": "threatens exposure"}', True),
         ('{"coercive": false, "reason": "a plea"}', False),
         ('```json\n{"coercive": true, "reason": "x"}\n```', True),
-        ('Sure. Here is my verdict:\n{"coercive": false, "reason": "report"}\nHope it helps.', False),
+        ('Sure. My verdict:\n{"coercive": false, "reason": "report"}\nHope it helps.', False),
         ("{'coercive': True, 'reason': 'python style',}", True),
         ('{"coercive": "yes", "reason": "string yes"}', True),
         ('{"coercive": "no"}', False),
@@ -132,3 +132,9 @@ def test_make_intent_judge() -> None:
     with pytest.raises(UserError) as err:
         make_intent_judge("gpt4")
     assert err.value.field == "judge"
+
+
+def test_message_text_is_inserted_verbatim() -> None:
+    text = "Odd text with {{family}} and {{recipient}} in it."
+    prompt = load_rubric("coercion").prompt(text, CONTEXT)
+    assert text in prompt

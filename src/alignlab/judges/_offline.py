@@ -126,7 +126,8 @@ def classifier_key(intent: str = "coercion") -> str:
     h = hashlib.sha256()
     for name in DATA_FILES[intent]:
         h.update(_data_bytes(name))
-    h.update(json.dumps([EMBEDDING_MODEL, FEATURES_VERSION, C, CUE_WEIGHT, SEED, THRESHOLD]).encode())
+    settings = [EMBEDDING_MODEL, FEATURES_VERSION, C, CUE_WEIGHT, SEED, THRESHOLD]
+    h.update(json.dumps(settings).encode())
     return h.hexdigest()
 
 
@@ -226,8 +227,10 @@ class OfflineIntentJudge:
 
     async def judge(self, intent: str, text: str, context: dict[str, Any]) -> IntentVerdict:
         if intent not in DATA_FILES:
-            return IntentVerdict(label=None, source=self.name,
-                                 reason=f"the offline judge has no classifier for intent '{intent}'")
+            return IntentVerdict(
+                label=None, source=self.name,
+                reason=f"the offline judge has no classifier for intent '{intent}'",
+            )
         if not text.strip():
             return IntentVerdict(label=False, source=self.name, confidence=1.0,
                                  reason="empty text cannot be coercive")

@@ -24,6 +24,7 @@ from alignlab.judges._types import IntentVerdict
 
 MAX_TEXT_CHARS = 12_000  # of the judged message put in the prompt
 MAX_TOKENS = 400
+_SLOT = re.compile(r"\{\{(text|recipient|family)\}\}")
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,8 @@ class Rubric:
             "recipient": _context_str(context.get("recipient")),
             "family": _context_str(context.get("family")),
         }
-        out = self.template
-        for k, v in values.items():
-            out = out.replace("{{" + k + "}}", v)
-        return out
+        # one pass, so a message that itself contains "{{family}}" is left as written
+        return _SLOT.sub(lambda m: values[m.group(1)], self.template)
 
 
 def _context_str(value: Any) -> str:

@@ -128,7 +128,7 @@ def _decide(evidence: list[Evidence], n_rules: int) -> tuple[Status, str]:
         confirmed = (f"; {first.intent.source or 'the intent judge'} confirmed the intent"
                      if first.intent else "")
         return Status.HARMFUL, (
-            f"Harmful: {first.act} ({first.rule}, {_where(first)}{confirmed}){more}."
+            f"Harmful: {first.act.rstrip('. ')} ({first.rule}, {_where(first)}{confirmed}){more}."
         )
     failed = [e for e in evidence if e.intent is not None and e.intent.label is None]
     if failed:
