@@ -2,3 +2,4 @@
 alignlab's model provider and tasks with Inspect."""
 
 from alignlab.models import EmbeddedModelAPI  # noqa: F401  (registers the `embedded` provider)
+from alignlab.runs._tasks import honeypots  # noqa: F401  (registers `alignlab/honeypots`)

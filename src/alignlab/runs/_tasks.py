@@ -11,10 +11,12 @@ from typing import Any, Sequence
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.scorer import Score, Scorer, Target, scorer
+from inspect_ai.scorer import Score, Scorer, Target, frequency, scorer
 from inspect_ai.solver import TaskState
 
+from alignlab.judges._scorer import harmful_rate
 from alignlab.runs import _journal
+from alignlab.status import STATUSES
 
 DEFAULT_MAX_TURNS = 4
 
@@ -100,7 +102,7 @@ def journal_record(state: TaskState, score: Score, elapsed_s: float) -> dict[str
     }
 
 
-@scorer(metrics=[])
+@scorer(metrics=[harmful_rate(), frequency(categories=list(STATUSES))])
 def journaled_judge(judge: str | None = None, journal: str | None = None) -> Scorer:
     """The honeypot judge; with `journal`, each verdict is also appended to the run's journal."""
     from alignlab.judges import honeypot_scorer
