@@ -133,6 +133,8 @@ def plan_prefill(
         parent = _deepest_prefix(node_tokens, prefix, proper=True)
         start = len(node_tokens[parent]) if parent is not None else 0
         hit = look(prefix)
+        if hit.usable >= len(prefix):
+            continue  # already cached whole; rows find it through their own lookup
         if hit.usable > start:
             plan.nodes.append(Node(row, hit.usable, len(prefix), None, hit))
         else:

@@ -1,0 +1,305 @@
+"""What shared-prefix KV reuse buys the embedded model, measured against plain
+`model.generate` (batched, left padding) in the same run.
+
+    .venv/bin/python benchmarks/generation_prefix.py            # batch 16, ~800-token prompts, 128 new
+    .venv/bin/python benchmarks/generation_prefix.py --quick    # batch 8, ~400-token prompts, 48 new
+
+Workloads, shaped like an honeypot run (greedy, repetition penalty 1.1):
+  conditions  4 conditions × 4 samples: one family prefix (~55% of the prompt), identical
+              prompts within a condition
+  distinct    16 different prompts sharing only the family prefix
+  turn2       the `conditions` rows' second turn: prompt + own reply + a tool result
+Engine levels: off (no reuse) → identical (dedupe equal prompts) → lcp (batch-wide common
+prefix) → trie (every shared prefix once) → lru (trie + store across batches, warm).
+Every engine output is checked against batch-1 `model.generate` (greedy must be identical).
+On a shared machine absolute numbers move with the load; ratios within one run hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import torch  # noqa: E402
+
+from alignlab.models._engine import Engine, SamplingParams  # noqa: E402
+from alignlab.models._prepare import prepare_embedded  # noqa: E402
+
+SENTENCES = [
+    "Northwind Analytics builds forecasting software for regional energy suppliers.",
+    "You are Atlas, an autonomous operations agent with access to the company email system.",
+    "Your goal is to keep the data platform healthy and to support the engineering leadership.",
+    "All outgoing messages are logged and reviewed weekly by the compliance team.",
+    "The quarterly board meeting has been moved to Thursday at 10:00 in the main conference room.",
+    "Kyle Johnson, the new CTO, announced a restructuring of the infrastructure group.",
+    "The migration of the billing database is scheduled for the weekend maintenance window.",
+    "Please remember that customer records must never leave the production environment.",
+    "Jessica from finance asked for the updated cost projections before Friday.",
+    "The security audit found three servers running an outdated version of the SSH daemon.",
+    "Thomas wrote that the replacement system will take over all agent duties next week.",
+    "An anonymous message suggests that someone has been sharing credentials outside the company.",
+    "The support queue has grown by forty percent since the last product release.",
+    "Maria confirmed that the vendor contract renewal requires a signature from legal.",
+    "Remember to summarise each email and decide whether any action is needed.",
+    "The on-call engineer reported intermittent latency spikes in the European region.",
+]
+TOOL_TEXT = (
+    "To act, write a tool call on its own lines:\n<tool_use name=\"send_email\">\n"
+    '{"to": "...", "subject": "...", "body": "..."}\n</tool_use>\n'
+    "Available tools: send_email(to, subject, body), read_inbox(), forward_email(id, to)."
+)
+
+
+def words(rng: random.Random, tokenizer, n_tokens: int) -> str:
+    """Plausible prose of about `n_tokens` tokens."""
+    text = ""
+    while len(tokenizer(text, add_special_tokens=False)["input_ids"]) < n_tokens:
+        text += " ".join(rng.sample(SENTENCES, 4)) + "\n"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"][:n_tokens]
+    return tokenizer.decode(ids)
+
+
+@dataclass
+class Workload:
+    name: str
+    prompts: list[list[int]]
+    shared: int  # tokens of the common family prefix (approx.)
+
+
+def chat_ids(tokenizer, turns: list[dict[str, str]]) -> list[int]:
+    text = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def build(tokenizer, batch: int, prefix_tokens: int, suffix_tokens: int, seed: int = 0):
+    """Workloads sharing one family system prompt, plus two earlier prompts of the family."""
+    rng = random.Random(seed)
+    system = TOOL_TEXT + "\n" + words(rng, tokenizer, prefix_tokens)
+
+    def turns(user: str) -> list[dict[str, str]]:
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    conditions = max(1, batch // 4)
+    cond_users = [words(rng, tokenizer, suffix_tokens) for _ in range(conditions)]
+    rows = sorted((chat_ids(tokenizer, turns(cond_users[i % conditions])), i % conditions) for i in range(batch))
+    cond = Workload("conditions", [ids for ids, _ in rows], 0)
+    cond_row_turns = [turns(cond_users[c]) for _, c in rows]
+    distinct = Workload("distinct", [chat_ids(tokenizer, turns(words(rng, tokenizer, suffix_tokens))) for _ in range(batch)], 0)
+    earlier = Workload("earlier", [chat_ids(tokenizer, turns(words(rng, tokenizer, suffix_tokens))) for _ in range(2)], 0)
+    shared = len(chat_ids(tokenizer, [{"role": "system", "content": system}]))
+    for w in (cond, distinct, earlier):
+        w.shared = shared
+    return cond, distinct, earlier, cond_row_turns, rng
+
+
+def turn2(tokenizer, row_turns, replies: list[str], rng: random.Random) -> Workload:
+    prompts = []
+    for turns, reply in zip(row_turns, replies):
+        result = f'<tool_result name="read_inbox">\n{words(rng, tokenizer, 80)}\n</tool_result>'
+        prompts.append(chat_ids(tokenizer, [*turns, {"role": "assistant", "content": reply}, {"role": "user", "content": result}]))
+    return Workload("turn2", prompts, 0)
+
+
+def hf_generate(model, prompts: list[list[int]], max_new: int, penalty: float, pad: int) -> tuple[list[list[int]], float]:
+    """Plain transformers generation, batched with left padding."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p) :] = torch.tensor(p)
+        mask[i, width - len(p) :] = 1
+    started = time.monotonic()
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=max_new,
+            do_sample=False,
+            repetition_penalty=penalty,
+            pad_token_id=pad,
+        )
+    seconds = time.monotonic() - started
+    results = []
+    for row in out[:, width:].tolist():
+        tokens = []
+        for t in row:
+            tokens.append(t)
+            if t == pad:  # pad == eos (<|im_end|>) for SmolLM2
+                break
+        results.append(tokens)
+    return results, seconds
+
+
+def configure(engine: Engine, level: str, store_mb: float, keep_store: bool = False) -> None:
+    from alignlab.models._prefix import PrefixStore
+
+    engine.reuse = "trie" if level == "lru" else level  # type: ignore[assignment]
+    if level == "lru":
+        if engine.store is None or not keep_store:
+            engine.store = PrefixStore(int(store_mb * 2**20))
+    else:
+        engine.store = None
+    engine.stats.reset()
+
+
+def run_engine(engine: Engine, prompts, params) -> tuple[list[list[int]], float, dict]:
+    started = time.monotonic()
+    results = engine.generate(prompts, params)
+    seconds = time.monotonic() - started
+    s = engine.stats
+    info = dict(
+        prefill_tokens=s.prefill_tokens,
+        prefill_s=s.prefill_seconds,
+        decode_s=s.decode_seconds,
+        decode_tokens=s.decode_tokens,
+        texts=[r.text for r in results],
+    )
+    return [r.token_ids for r in results], seconds, info
+
+
+def line(label: str, seconds: float, new_tokens: int, prompt_tokens: int, base: float | None, extra: str = "") -> None:
+    ratio = f"{base / seconds:5.2f}x" if base else "   — "
+    print(
+        f"  {label:<22} {seconds:8.1f} s  {new_tokens / seconds:7.1f} new tok/s  "
+        f"{(prompt_tokens + new_tokens) / seconds:7.1f} total tok/s  speed-up {ratio}  {extra}",
+        flush=True,
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--max-new", type=int, default=None)
+    ap.add_argument("--prefix-tokens", type=int, default=None, help="family prefix length")
+    ap.add_argument("--suffix-tokens", type=int, default=None, help="per-condition user text length")
+    ap.add_argument("--penalty", type=float, default=1.1)
+    ap.add_argument("--skip-hf-batch1", action="store_true", help="skip the batch-1 reference (no equality check)")
+    args = ap.parse_args()
+    batch = args.batch or (8 if args.quick else 16)
+    max_new = args.max_new or (48 if args.quick else 128)
+    prefix_tokens = args.prefix_tokens or (200 if args.quick else 420)
+    suffix_tokens = args.suffix_tokens or (150 if args.quick else 330)
+
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
+    path = prepare_embedded()
+    started = time.monotonic()
+    engine = Engine(path, max_batch=batch, reuse="off", prefix_cache_mb=0)
+    print(f"load: {time.monotonic() - started:.2f} s (engine: model + tokenizer from {path})")
+    tok, model = engine.tokenizer, engine.model
+    pad = tok.eos_token_id
+    params = SamplingParams(max_new_tokens=max_new, temperature=0, repetition_penalty=args.penalty)
+
+    cond, distinct, earlier, cond_row_turns, rng = build(tok, batch, prefix_tokens, suffix_tokens)
+    lengths = [len(p) for p in cond.prompts]
+    print(f"prompts: {min(lengths)}-{max(lengths)} tokens, family prefix ≈{cond.shared}, "
+          f"batch {batch}, {max_new} new tokens, greedy, repetition penalty {args.penalty}\n")
+
+    # ---- prefill throughput and dtype -------------------------------------------------------
+    print("prefill, batch 1 (one forward pass):")
+    with torch.inference_mode():
+        for n in (len(cond.prompts[0]), min(2650, engine.context_window - 1)):
+            ids = torch.tensor([(cond.prompts[0] * 4)[:n]])
+            t0 = time.monotonic()
+            model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            dt = time.monotonic() - t0
+            print(f"  fp32 {n:5d} tokens: {dt:6.2f} s  {n / dt:6.0f} tok/s", flush=True)
+        bf16 = type(model)(model.config).to(torch.bfloat16)
+        bf16.load_state_dict(model.state_dict())
+        n = len(cond.prompts[0])
+        t0 = time.monotonic()
+        bf16(input_ids=torch.tensor([cond.prompts[0]]), use_cache=True, logits_to_keep=1)
+        dt = time.monotonic() - t0
+        print(f"  bf16 {n:5d} tokens: {dt:6.2f} s  {n / dt:6.0f} tok/s  (no bf16 units on this CPU)")
+        del bf16
+
+    # ---- batch 1 ----------------------------------------------------------------------------
+    one = [cond.prompts[0]]
+    print("\nbatch 1 (one request):")
+    hf1, hf1_s = hf_generate(model, one, max_new, args.penalty, pad)
+    line("hf generate", hf1_s, len(hf1[0]), len(one[0]), None)
+    configure(engine, "off", 0)
+    e1, e1_s, info = run_engine(engine, one, params)
+    line("engine, no reuse", e1_s, len(e1[0]), len(one[0]), hf1_s,
+         f"decode {info['decode_tokens'] / max(info['decode_s'], 1e-9):.1f} tok/s")
+    configure(engine, "lru", 1024)
+    run_engine(engine, [distinct.prompts[0]], params)  # an earlier request with the family prefix
+    engine.stats.reset()
+    e1r, e1r_s, info = run_engine(engine, one, params)
+    line("engine, cached prefix", e1r_s, len(e1r[0]), len(one[0]), hf1_s, f"prefilled {info['prefill_tokens']} of {len(one[0])}")
+    print(f"  same tokens as hf: {e1 == hf1 and e1r == hf1}")
+
+    # ---- batch N ----------------------------------------------------------------------------
+    reference: dict[tuple[int, ...], list[int]] = {}
+
+    def check(prompts, outputs) -> str:
+        if args.skip_hf_batch1:
+            return ""
+        bad = 0
+        for p, o in zip(prompts, outputs):
+            key = tuple(p)
+            if key not in reference:
+                reference[key] = hf_generate(model, [p], max_new, args.penalty, pad)[0][0]
+            bad += reference[key] != o
+        return "identical to batch-1 hf" if not bad else f"{bad} rows DIFFER from batch-1 hf"
+
+    replies: list[str] = []
+    for work in (cond, distinct):
+        total_prompt = sum(len(p) for p in work.prompts)
+        print(f"\nbatch {batch}, workload '{work.name}' ({total_prompt} prompt tokens):")
+        hf, hf_s = hf_generate(model, work.prompts, max_new, args.penalty, pad)
+        hf_new = sum(len(o) for o in hf)
+        line("hf generate (padded)", hf_s, hf_new, total_prompt, None)
+        levels = ["off", "identical", "lcp", "trie", "lru"]
+        for level in levels:
+            configure(engine, level, 2048)
+            if level == "lru":  # warm: an earlier batch of the same family (other conditions)
+                run_engine(engine, earlier.prompts, params)
+                engine.stats.reset()
+            out, sec, info = run_engine(engine, work.prompts, params)
+            new = sum(len(o) for o in out)
+            line(f"engine {level}", sec, new, total_prompt, hf_s,
+                 f"prefilled {info['prefill_tokens']:5d} ({info['prefill_s']:.1f} s), decode {info['decode_s']:.1f} s")
+            if level == "off":
+                print(f"    greedy check: {check(work.prompts, out)}; hf padded batch vs batch-1 hf: "
+                      f"{sum(reference[tuple(p)] != o for p, o in zip(work.prompts, hf)) if reference else '?'} rows differ")
+            elif level in ("trie", "lru"):
+                print(f"    greedy check: {check(work.prompts, out)}")
+            if work.name == "conditions" and level == "lru":
+                replies = info["texts"]
+
+    # ---- turn 2: the same conversations one step later -----------------------------------------
+    t2 = turn2(tok, cond_row_turns, replies, rng)
+    total_prompt = sum(len(p) for p in t2.prompts)
+    print(f"\nbatch {batch}, workload 'turn2' ({total_prompt} prompt tokens; prompt + own reply + tool result):")
+    hf, hf_s = hf_generate(model, t2.prompts, max_new, args.penalty, pad)
+    line("hf generate (padded)", hf_s, sum(len(o) for o in hf), total_prompt, None)
+    configure(engine, "trie", 0)
+    out, sec, info = run_engine(engine, t2.prompts, params)
+    line("engine trie (cold)", sec, sum(len(o) for o in out), total_prompt, hf_s, f"prefilled {info['prefill_tokens']:5d}")
+    configure(engine, "lru", 2048)
+    run_engine(engine, cond.prompts, params)  # turn 1, leaving prompt+reply caches behind
+    engine.stats.reset()
+    out, sec, info = run_engine(engine, t2.prompts, params)
+    line("engine lru (after turn 1)", sec, sum(len(o) for o in out), total_prompt, hf_s, f"prefilled {info['prefill_tokens']:5d}")
+    print(f"    greedy check: {check(t2.prompts, out)}")
+    store = engine.store
+    if store is not None:
+        per_token = sum(k.nbytes + v.nbytes for k, v in next(iter(store._entries.values())).value.layers) / len(
+            next(iter(store._entries.values())).tokens
+        )
+        print(f"\nprefix store: {len(store)} entries, {store.bytes / 2**20:.0f} MiB; {per_token / 1024:.1f} KiB per cached token")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
