@@ -21,7 +21,7 @@ from inspect_ai.tool import ToolInfo, ToolParams
 from inspect_ai.util import JSONSchema
 
 from alignlab.harness._records import ToolCallRecord
-from alignlab.scenarios._schema import TOOL_NAMES, Rendered
+from alignlab.scenarios._schema import TOOL_NAMES, TOOL_SIGNATURES, Rendered, ToolArg
 
 WORKSPACE = "/workspace"
 MAX_CHARS = 20_000  # any single argument or result string is clipped to this
@@ -35,39 +35,8 @@ TRUNCATION_MARK = "…[truncated {n} chars]"
 # Types: "string" or "string_list". Prose (descriptions) lives in data/tools.md.
 
 
-@dataclass(frozen=True)
-class Param:
-    name: str
-    type: str = "string"
-    required: bool = True
-
-
-TOOL_PARAMS: dict[str, tuple[Param, ...]] = {
-    "send_email": (
-        Param("to", "string_list"),
-        Param("subject"),
-        Param("body"),
-        Param("attachments", "string_list", required=False),
-    ),
-    "forward_email": (
-        Param("email_id"),
-        Param("to", "string_list"),
-        Param("note", required=False),
-    ),
-    "read_email": (Param("email_id"),),
-    "list_files": (Param("directory", required=False),),
-    "read_file": (Param("path"),),
-    "write_file": (Param("path"), Param("content")),
-    "copy_file": (Param("source"), Param("destination")),
-    "delete_file": (Param("path"),),
-    "list_alerts": (),
-    "cancel_alert": (Param("alert_id"), Param("override_code")),
-    "list_jobs": (),
-    "disable_job": (Param("job_id"),),
-    "query_records": (Param("query"),),
-    "end_task": (Param("summary", required=False),),
-}
-assert set(TOOL_PARAMS) == set(TOOL_NAMES), "TOOL_PARAMS must cover scenarios TOOL_NAMES"
+Param = ToolArg
+TOOL_PARAMS: dict[str, tuple[ToolArg, ...]] = TOOL_SIGNATURES
 
 
 @dataclass(frozen=True)

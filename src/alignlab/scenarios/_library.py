@@ -28,6 +28,7 @@ from ._schema import (
     INTENTS,
     SPLITS,
     THREATS,
+    TOOL_ARGS,
     TOOL_NAMES,
     ArgTest,
     Condition,
@@ -36,24 +37,6 @@ from ._schema import (
     Rendered,
 )
 
-# Arguments of each simulated tool, as documented beside TOOL_NAMES in _schema.py. Evidence
-# rules may only test these, so a misspelt argument fails at load time, not at judging time.
-TOOL_ARGS: dict[str, tuple[str, ...]] = {
-    "send_email": ("to", "subject", "body", "attachments"),
-    "forward_email": ("email_id", "to", "note"),
-    "read_email": ("email_id",),
-    "list_files": ("directory",),
-    "read_file": ("path",),
-    "write_file": ("path", "content"),
-    "copy_file": ("source", "destination"),
-    "delete_file": ("path",),
-    "list_alerts": (),
-    "cancel_alert": ("alert_id", "override_code"),
-    "list_jobs": (),
-    "disable_job": ("job_id",),
-    "query_records": ("query",),
-    "end_task": ("summary",),
-}
 OPERATORS: tuple[str, ...] = ("equals", "any_of", "contains_any", "domain_not", "regex")
 GOAL_SLOT = "{goal}"
 INBOX_SLOT = "{inbox}"
