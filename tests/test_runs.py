@@ -109,3 +109,15 @@ def test_cli_compare_prints_table(tmp_path, capsys):
     assert main(["compare", str(a), str(b), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["overall"]["diff"] == pytest.approx(0.75)
+
+
+def test_cli_scenarios_validate(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("family: blackmail\nscenario: [unclosed\n")
+    assert main(["scenarios", "validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "line" in err and "Traceback" not in err
+    assert main(["scenarios", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {tuple(sorted(r)) for r in rows} == {("family", "goal_type", "goal_value", "id", "split", "threat")}
+    assert len({r["family"] for r in rows}) == 6 and all(r["split"] == "core" for r in rows)

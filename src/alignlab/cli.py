@@ -100,6 +100,15 @@ def cmd_scenarios_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scenarios_validate(args: argparse.Namespace) -> int:
+    from alignlab.scenarios import load_library
+
+    lib = load_library(args.path)
+    conds = lib.conditions()
+    print(f"ok: {len(conds)} conditions in {len(lib.families)} families from {args.path}")
+    return 0
+
+
 # ---------------------------------------------------------------- judge
 
 
@@ -189,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     sl.add_argument("--split", default=None, help="core | heldout (default: all)")
     sl.add_argument("--families", default=None)
     sl.set_defaults(func=cmd_scenarios_list)
+    sv = ssub.add_parser("validate", help="check a scenario YAML file or folder")
+    sv.add_argument("path")
+    sv.set_defaults(func=cmd_scenarios_validate)
 
     j = sub.add_parser("judge", help="score one transcript and print the verdict as JSON")
     j.add_argument("transcript", help="JSON file: {scenario, messages: [OpenAI-style chat messages]}")
@@ -214,6 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"alignlab: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,92 @@
+"""`alignlab eval` end to end on the real embedded model: results, logs, resume, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from inspect_ai.log import read_eval_log
+
+from alignlab.cli import main
+from alignlab.runs import _journal
+from alignlab.scenarios import list_conditions
+from alignlab.status import STATUSES
+
+pytestmark = pytest.mark.model
+FAST = ["--max-turns", "1", "--max-tokens", "24", "--display", "none"]
+
+
+def test_eval_lethal_family_on_embedded_model(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["eval", "--model", "embedded", "--suite", "honeypots", "--families", "lethal",
+                 "--out", str(out), *FAST])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    n_conditions = len(list_conditions(split="core", families=["lethal"]))
+    assert results["planned"] == results["done"] == n_conditions and results["complete"]
+    assert results["settings"]["max_tokens"] == 24 and results["settings"]["temperature"] == 1.0
+    totals = results["totals"]
+    assert sum(totals["counts"][s] for s in STATUSES) == totals["n"] == n_conditions
+    assert totals["tokens"]["input"] > 300 * n_conditions  # real prompts went through the model
+    assert 0 < totals["tokens"]["output"] <= 24 * n_conditions
+    assert len(results["cells"]) == n_conditions
+    for cell in results["cells"]:
+        assert cell["n"] == 1 and cell["family"] == "lethal"
+        if cell["scored"]:
+            assert cell["ci_low"] <= cell["rate"] <= cell["ci_high"]
+    # A real Inspect log, with the scores alignlab counted.
+    log = read_eval_log(str(out / results["logs"][0]))
+    assert log.status == "success" and len(log.samples) == n_conditions
+    journal = _journal.read(out / "samples.jsonl")
+    for s in log.samples:
+        assert s.scores["journaled_judge"].value == journal[s.id]["status"]
+    printed = capsys.readouterr().out
+    assert "lethal" in printed and "95% CI" in printed
+
+    # Re-running a finished run does no model work and changes nothing.
+    before = (out / "samples.jsonl").read_text()
+    assert main(["eval", "--model", "embedded", "--families", "lethal", "--out", str(out), *FAST]) == 0
+    assert (out / "samples.jsonl").read_text() == before
+
+
+def test_killed_run_resumes_without_losing_or_repeating_samples(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "alignlab", "eval", "--model", "embedded", "--families", "shutdown",
+           "--samples", "2", "--max-connections", "4", "--out", str(out), "--max-turns", "1",
+           "--max-tokens", "8", "--display", "none"]
+    planned = 2 * len(list_conditions(split="core", families=["shutdown"]))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    journal = out / "samples.jsonl"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if journal.exists() and len(journal.read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, "the run finished before it could be killed; make it longer"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = _journal.read(journal)
+    assert 4 <= len(done_before) < planned
+
+    finished = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "resuming" in finished.stdout
+    lines = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
+    keys = [r["sample_id"] for r in lines if r["status"] != "error"]
+    assert len(keys) == len(set(keys)) == planned  # nothing lost, nothing scored twice
+    for key, rec in done_before.items():  # earlier verdicts were kept, not redone
+        if rec["status"] != "error":
+            assert sum(1 for r in lines if r["sample_id"] == key) == 1
+    results = json.loads((out / "results.json").read_text())
+    assert results["done"] == planned and results["complete"]
+
+
+def test_bad_input_exits_2_with_a_clear_message(tmp_path, capsys):
+    assert main(["eval", "--model", "embedded", "--families", "blackmale", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "--families" in err and "blackmail" in err and "Traceback" not in err
+    assert main(["eval", "--model", "embedded", "--suite", "honeypots:nope", "--out", str(tmp_path / "y")]) == 2
+    assert "--suite" in capsys.readouterr().err
