@@ -374,8 +374,16 @@ class Engine:
         return [r for r in taken if not r.abandoned and r.future.set_running_or_notify_cancel()]
 
     def _admit(self, requests: list[_Request]) -> None:
-        if not requests:
-            return
+        """Prefill new requests and add them to the decode batch; any failure is reported
+        to exactly the requests it concerns."""
+        try:
+            self._admit_unguarded(requests)
+        except Exception as ex:
+            logger.exception("embedded model: prefill failed")
+            for req in requests:
+                _resolve(req, exception=ex)  # rows already answered are left alone
+
+    def _admit_unguarded(self, requests: list[_Request]) -> None:
         ready: list[_Request] = []
         for req in requests:
             if len(req.ids) >= self.context_window or not req.ids:
@@ -384,13 +392,7 @@ class Engine:
                 ready.append(req)
         if not ready:
             return
-        try:
-            prefilled = self._prefill([r.ids for r in ready])
-        except Exception as ex:
-            logger.exception("embedded model: prefill failed")
-            for req in ready:
-                _resolve(req, exception=ex)
-            return
+        prefilled = self._prefill([r.ids for r in ready])
         # one reallocation for the whole group rather than one per joining row
         self._slab.reserve(
             min(self.max_batch, len(self._rows) + len(ready)),
@@ -401,10 +403,7 @@ class Engine:
             ),
         )
         for req, (kv, logits, reused) in zip(ready, prefilled):
-            try:
-                self._start_row(req, kv, logits, reused)
-            except Exception as ex:
-                _resolve(req, exception=ex)
+            self._start_row(req, kv, logits, reused)
 
     def _start_row(self, req: _Request, kv: _KV, logits: torch.Tensor, reused: int) -> None:
         p = req.params
@@ -430,12 +429,14 @@ class Engine:
 
     def _step(self) -> None:
         rows, slab = self._rows, self._slab
-        for i, row in enumerate(rows):
-            if row.req.abandoned:  # nobody waits for it any more
-                slab.remove(i)
-                rows[i] = rows[-1]
-                rows.pop()
-                return
+        # rows nobody waits for any more (cancelled sample, or failed while joining)
+        gone = [i for i, r in enumerate(rows) if r.req.abandoned or r.req.future.done()]
+        for i in reversed(gone):
+            slab.remove(i)
+            rows[i] = rows[-1]
+            rows.pop()
+        if not rows:
+            return
         started = time.monotonic()
         input_ids = torch.tensor([[r.generated[-1]] for r in rows])
         positions = torch.tensor([[r.length] for r in rows])
@@ -555,18 +556,28 @@ class Engine:
             nodes.append(kv)
             if self.store is not None:
                 self.store.put(seqs[node.row][: node.end], kv, kv.nbytes, has_logits=True)
+        unpaid = [n.end - n.start for n in plan.nodes]
+
+        def reused(start: int, node: int | None) -> int:
+            # tokens computed for a shared node count as computed for the first row using it
+            fresh = 0
+            while node is not None:
+                fresh, unpaid[node] = fresh + unpaid[node], 0
+                node = plan.nodes[node].parent
+            return start - fresh
+
         results: list[tuple[_KV, torch.Tensor, int]] = []
         for seq, row in zip(seqs, plan.rows):
             if row.start == len(seq):  # the whole prompt is shared or cached
                 source = nodes[row.node] if row.node is not None else row.cached.entry.value  # type: ignore[union-attr]
                 assert source.logits is not None and source.length == len(seq)
-                results.append((source, source.logits, len(seq)))
+                results.append((source, source.logits, reused(row.start, row.node)))
                 continue
             past = self._source(nodes, row.node, row.cached, row.start)
             kv = self._forward(seq[row.start :], past)
             if self.store is not None and not self.cache_outputs:
                 self.store.put(seq, kv, kv.nbytes, has_logits=True)
-            results.append((kv, kv.logits, row.start))  # type: ignore[arg-type]
+            results.append((kv, kv.logits, reused(row.start, row.node)))  # type: ignore[arg-type]
         return results
 
     @staticmethod
