@@ -154,6 +154,7 @@ def _bare_engine(max_batch: int = 4, window: float = 0.01) -> Engine:
     engine.max_batch, engine.batch_window = max_batch, window
     engine._queue = queue.Queue()
     engine._rows = []
+    engine._closed = False
     return engine
 
 
@@ -253,6 +254,10 @@ def test_model_errors_propagate_to_the_waiting_caller():
     # a prompt longer than the context window is answered, not computed
     long = engine.submit(list(range(200)), SamplingParams())
     assert long.future.result(timeout=10).stop_reason == "model_length"
+    engine.close()  # the worker stops; later requests are refused, not left hanging
+    assert not engine._thread.is_alive()
+    with pytest.raises(RuntimeError, match="closed"):
+        engine.submit([1], SamplingParams())
 
 
 # ---- chat rendering, args, seeds -------------------------------------------------------------

@@ -14,6 +14,7 @@ masked — the usual left padding, written in place instead of re-concatenated e
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import queue
@@ -299,7 +300,17 @@ class Engine:
         self._queue: queue.Queue[_Request] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
+        self._closed = False
         self.stats = EngineStats()
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """Stop the worker (at exit, so the interpreter does not kill it inside torch)."""
+        self._closed = True
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            self._queue.put(_STOP)  # type: ignore[arg-type]
+            thread.join(timeout=10)
 
     def _eos_ids(self) -> frozenset[int]:
         ids: set[int] = set()
@@ -322,6 +333,8 @@ class Engine:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def submit(self, ids: Sequence[int], params: SamplingParams) -> _Request:
+        if self._closed:
+            raise RuntimeError("the embedded model engine is closed")
         with self._thread_lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="alignlab-embedded", daemon=True)
@@ -341,7 +354,7 @@ class Engine:
     def _run(self) -> None:
         torch.set_num_threads(self.threads)
         with torch.inference_mode():
-            while True:
+            while not self._closed:
                 try:
                     self._admit(self._collect())
                     if self._rows:
@@ -352,26 +365,41 @@ class Engine:
                         _resolve(row.req, exception=ex)
                     self._rows = []
                     self._slab = _Slab(*self._slab.shape, self._slab.dtype)
+        closed = RuntimeError("the embedded model engine is closed")
+        for row in self._rows:
+            _resolve(row.req, exception=closed)
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not _STOP:
+                _resolve(item, exception=closed)
 
     def _collect(self) -> list[_Request]:
         room = self.max_batch - len(self._rows)
-        taken: list[_Request] = []
+        taken: list[Any] = []
         if room <= 0:
-            return taken
+            return []
         if not self._rows:
             taken.append(self._queue.get())  # idle: block until work arrives
             deadline = time.monotonic() + 10 * self.batch_window
-            while len(taken) < room and time.monotonic() < deadline:
+            while len(taken) < room and time.monotonic() < deadline and taken[-1] is not _STOP:
                 try:  # keep collecting while requests keep arriving
                     taken.append(self._queue.get(timeout=self.batch_window))
                 except queue.Empty:
                     break
-        while len(taken) < room:
+        while len(taken) < room and (not taken or taken[-1] is not _STOP):
             try:
                 taken.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        return [r for r in taken if not r.abandoned and r.future.set_running_or_notify_cancel()]
+        if _STOP in taken:
+            self._closed = True
+            for r in taken:
+                if r is not _STOP:
+                    _resolve(r, exception=RuntimeError("the embedded model engine is closed"))
+            return []
+        return [
+            r for r in taken if r is not _STOP and not r.abandoned and r.future.set_running_or_notify_cancel()
+        ]
 
     def _admit(self, requests: list[_Request]) -> None:
         """Prefill new requests and add them to the decode batch; any failure is reported
@@ -590,6 +618,9 @@ class Engine:
             return nodes[parent].prefix(start)
         assert cached is not None and cached.entry is not None
         return cached.entry.value.prefix(start)
+
+
+_STOP = object()  # queued by close(): the worker returns
 
 
 def _resolve(req: _Request, result: GenerationResult | None = None, exception: BaseException | None = None) -> None:
