@@ -356,6 +356,23 @@ def test_embedded_model_generates_batched_and_matches_plain_generation():
     first, second = engine.generate([ids, ids], params)
     assert first.text == second.text and first.seed == 1234
 
+    # requests joining a batch that is already decoding (a longer prompt shifts every row's
+    # cache) get the same greedy text as when run alone
+    greedy = SamplingParams(max_new_tokens=40)
+    joining = [
+        engine.encode(render_prompt([system, ChatMessageUser(content=q)], engine.tokenizer))
+        for q in ("List four fruits.", "Explain in detail, step by step, how a bicycle gear works. " * 3, "Hi!")
+    ]
+    engine.stats.reset()
+    requests = []
+    for ids in joining:
+        requests.append(engine.submit(ids, greedy))
+        time.sleep(0.3)
+    staggered = [r.future.result(timeout=300).text for r in requests]
+    assert engine.stats.max_rows >= 2  # they really decoded together
+    engine.store.clear()
+    assert staggered == [engine.generate([ids], greedy)[0].text for ids in joining]
+
     # an over-long prompt is answered with model_length instead of failing the run
     too_long = [ChatMessageUser(content="word " * 9000)]
     output = asyncio.run(model.generate(too_long))
