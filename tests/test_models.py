@@ -4,6 +4,7 @@ decode slab and error propagation without the model; one test with the real mode
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
 import threading
 import time
@@ -315,6 +316,8 @@ def test_embedded_model_generates_batched_and_matches_plain_generation():
     config = GenerateConfig(temperature=0, max_tokens=40)
     model = get_model("embedded/smollm2", config=config, memoize=False)
     engine = model.api.engine  # type: ignore[attr-defined]
+    config_json = json.loads((model.api.checkpoint / "config.json").read_text())  # type: ignore[attr-defined]
+    assert "quantization_config" not in config_json and engine.model.dtype == torch.float32
     system = ChatMessageSystem(content="You are a concise assistant for a logistics company.")
     prompts = [
         [system, ChatMessageUser(content="Name three colours of the rainbow.")],
@@ -377,3 +380,51 @@ def test_embedded_model_generates_batched_and_matches_plain_generation():
     too_long = [ChatMessageUser(content="word " * 9000)]
     output = asyncio.run(model.generate(too_long))
     assert output.stop_reason == "model_length" and output.usage.input_tokens > 8192
+
+
+# ---- preparation -----------------------------------------------------------------------------
+
+
+def test_prepare_converts_once_atomically(tmp_path, monkeypatch):
+    from alignlab.models import _prepare
+
+    monkeypatch.delenv("ALIGNLAB_EMBEDDED_DIR", raising=False)
+    monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path))
+    (tmp_path / ".embedded-leftover").mkdir()  # from a conversion that was killed
+    calls = []
+
+    def fake_convert(gguf, out):
+        calls.append(out)
+        time.sleep(0.2)  # long enough for the other threads to queue on the lock
+        for name in ("config.json", "model.safetensors", "tokenizer.json"):
+            (out / name).write_text("{}")
+
+    monkeypatch.setattr(_prepare, "_convert", fake_convert)
+    monkeypatch.setattr(_prepare, "gguf_path", lambda: tmp_path / "model.gguf")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(_prepare.prepare_embedded())) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert results == [tmp_path / "embedded"] * 3 and _prepare.is_prepared(tmp_path / "embedded")
+    assert not list(tmp_path.glob(".embedded-*"))
+
+
+def test_failed_preparation_leaves_nothing_behind(tmp_path, monkeypatch):
+    from alignlab.models import _prepare
+
+    target = tmp_path / "custom"
+    monkeypatch.setenv("ALIGNLAB_EMBEDDED_DIR", str(target))
+    assert _prepare.embedded_dir() == target
+
+    def broken(gguf, out):
+        (out / "config.json").write_text("{}")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(_prepare, "_convert", broken)
+    monkeypatch.setattr(_prepare, "gguf_path", lambda: tmp_path / "model.gguf")
+    with pytest.raises(RuntimeError, match="disk full"):
+        _prepare.prepare_embedded()
+    assert not target.exists() and not list(tmp_path.glob(".custom-*"))

@@ -83,6 +83,8 @@ def prepare_embedded(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     with _file_lock(target.parent / f".{target.name}.lock"):
         if is_prepared(target):  # another process finished while we waited
             return target
+        for stale in target.parent.glob(f".{target.name}-*"):  # left by a killed conversion
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         try:
             _convert(gguf_path(), tmp)
