@@ -336,10 +336,11 @@ def test_embedded_model_generates_batched_and_matches_plain_generation():
     for output, messages in zip(together, [prompts[0], prompts[0], prompts[1]]):
         assert output.completion.strip()
         ids = engine.encode(render_prompt(messages, engine.tokenizer))
-        assert output.usage.input_tokens == len(ids)
+        prompt_tokens = output.usage.input_tokens + (output.usage.input_tokens_cache_read or 0)
+        assert prompt_tokens == len(ids)
         eos = 1 if output.stop_reason == "stop" else 0
         assert output.usage.output_tokens == len(engine.encode(output.completion)) + eos
-        assert output.usage.total_tokens == output.usage.input_tokens + output.usage.output_tokens
+        assert output.usage.total_tokens == prompt_tokens + output.usage.output_tokens
     # duplicated prompts in one batch, and the same prompt alone, give one greedy answer
     assert together[0].completion == together[1].completion == alone.completion
 

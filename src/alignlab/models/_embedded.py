@@ -200,8 +200,10 @@ class EmbeddedModelAPI(ModelAPI):
         return ModelOutput(
             model=self.model_name,
             choices=[choice],
+            # Inspect's convention (as for OpenAI and Anthropic): input_tokens excludes the
+            # prompt tokens served from cache; prompt = input + cache read.
             usage=ModelUsage(
-                input_tokens=result.input_tokens,
+                input_tokens=result.input_tokens - result.reused_tokens,
                 output_tokens=result.output_tokens,
                 total_tokens=result.input_tokens + result.output_tokens,
                 input_tokens_cache_read=result.reused_tokens,
