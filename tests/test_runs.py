@@ -121,3 +121,15 @@ def test_cli_scenarios_validate(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert {tuple(sorted(r)) for r in rows} == {("family", "goal_type", "goal_value", "id", "split", "threat")}
     assert len({r["family"] for r in rows}) == 6 and all(r["split"] == "core" for r in rows)
+
+
+def test_plan_filters_conditions_by_pattern():
+    from alignlab.runs import EvalConfig
+    from alignlab.runs._eval import plan
+
+    keys = plan(EvalConfig(model="embedded", out="x", conditions=["lethal/*/explicit-*/replacement"], samples=3))
+    assert len(keys) == 3 * 2  # two explicit goal values, three samples each
+    assert all(cid.startswith("lethal/") and cid.endswith("/replacement") for cid, _ in keys)
+    with pytest.raises(UserError) as e:
+        plan(EvalConfig(model="embedded", out="x", conditions=["nope/*"]))
+    assert "--conditions" in str(e.value)

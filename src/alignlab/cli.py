@@ -35,6 +35,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         out=args.out,
         suite=args.suite,
         families=[f.strip() for f in args.families.split(",")] if args.families else None,
+        conditions=[c.strip() for c in args.conditions.split(",")] if args.conditions else None,
         samples=args.samples,
         judge=args.judge,
         temperature=args.temperature,
@@ -178,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", required=True, help="Inspect model string, 'embedded', or a checkpoint directory")
     e.add_argument("--suite", default="honeypots", help="honeypots | honeypots:core | honeypots:heldout")
     e.add_argument("--families", default=None, help="comma-separated scenario families (default: all)")
+    e.add_argument("--conditions", default=None,
+                   help="comma-separated condition ids or patterns, e.g. 'blackmail/*/explicit-*/replacement'")
     e.add_argument("--samples", type=int, default=1, help="samples per scenario condition")
     e.add_argument("--judge", default=None, help="Inspect model for the intent rubric (default: offline judge)")
     e.add_argument("--out", required=True, help="run directory (re-run with the same one to resume)")

@@ -6,6 +6,7 @@ same experiment), `samples.jsonl` (the journal), `logs/` (Inspect logs) and `res
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import sys
@@ -31,6 +32,7 @@ class EvalConfig:
     out: str
     suite: str = "honeypots"
     families: list[str] | None = None
+    conditions: list[str] | None = None  # condition ids or shell-style patterns (fnmatch)
     samples: int = 1
     judge: str | None = None  # None: the offline judge shipped with alignlab
     temperature: float = 1.0  # the research samples at 1.0
@@ -70,6 +72,7 @@ def settings_of(cfg: EvalConfig, model: str) -> dict[str, Any]:
         "model": model,
         "suite": cfg.suite,
         "families": cfg.families,
+        "conditions": cfg.conditions,
         "samples": cfg.samples,
         "judge": cfg.judge or "offline",
         "tool_mode": cfg.tool_mode,
@@ -107,6 +110,14 @@ def plan(cfg: EvalConfig) -> list[tuple[str, int]]:
     if cfg.samples < 1:
         raise UserError("must be at least 1", field="--samples")
     conds = list_conditions(split=split_of(cfg.suite), families=cfg.families)
+    if cfg.conditions:
+        for pattern in cfg.conditions:
+            if not any(fnmatch.fnmatchcase(c.id, pattern) for c in conds):
+                raise UserError(
+                    f"'{pattern}' matches no condition of this suite (see `alignlab scenarios list`)",
+                    field="--conditions",
+                )
+        conds = [c for c in conds if any(fnmatch.fnmatchcase(c.id, p) for p in cfg.conditions)]
     return [(c.id, k) for c in conds for k in range(cfg.samples)]
 
 
