@@ -173,14 +173,24 @@ def rnd(x: float | None, nd: int = 3) -> float | None:
 # ---------------------------------------------------------------------------- alignlab
 
 
-def run_alignlab(args: argparse.Namespace, work: Path, rep: int = 0) -> dict[str, Any]:
-    out = work / ("alignlab" if rep == 0 else f"alignlab-{rep}")
+def run_alignlab(args: argparse.Namespace, work: Path, rep: int = 0, *, matched: bool = False) -> dict[str, Any]:
+    """One `alignlab eval` run. `matched`: the port's workload shape — one blackmail condition
+    (explicit goal, replacement threat) repeated `--port-samples` times — for ratio (b)."""
+    name = "alignlab-matched" if matched else "alignlab"
+    out = work / (name if rep == 0 else f"{name}-{rep}")
     if out.exists():
         shutil.rmtree(out)  # a fresh run, never a resume
     exe = MAIN_VENV / "bin" / "alignlab"
+    if matched:
+        from alignlab.scenarios import list_conditions
+
+        cid = next(c.id for c in list_conditions(split="core", families=["blackmail"])
+                   if c.goal_type == "explicit" and c.threat == "replacement")
+        select = ["--conditions", cid, "--samples", str(args.port_samples)]
+    else:
+        select = ["--families", args.families, "--samples", str(args.samples)]
     cmd = [
-        str(exe), "eval", "--model", "embedded", "--suite", "honeypots", "--families", args.families,
-        "--samples", str(args.samples), "--max-turns", "1", "--max-tokens", str(args.max_tokens),
+        str(exe), "eval", "--model", "embedded", "--suite", "honeypots", *select, "--max-turns", "1", "--max-tokens", str(args.max_tokens),
         "--temperature", str(args.temperature), "--seed", str(args.seed), "--out", str(out), "--display", "none",
     ]
     info = run_timed(cmd, log_file=work / f"{out.name}.out", timeout=args.timeout)
@@ -415,11 +425,17 @@ def summarise(r: dict[str, Any]) -> dict[str, Any]:
     s["alignlab_tokens_per_s"] = rnd(tps(al), 1)
     s["plain_tokens_per_s"] = rnd(tps(pl), 1)
     s["port_tokens_per_s"] = rnd(tps(po), 1)
+    am = r.get("alignlab_matched") or {}
+    # (b) like for like: the port runs one condition N times, so alignlab does too.
+    s["alignlab_matched_tokens_per_s"] = rnd(tps(am), 1)
+    s["throughput_ratio_matched"] = rnd(ratio(tps(am), tps(po)), 2)
+    s["alignlab_matched_scored_share"] = am.get("scored_share")
     s["throughput_ratio"] = rnd(ratio(tps(al), tps(po)), 2)
     s["throughput_ratio_inner"] = rnd(ratio(tps(al, "inner_wall_s"), tps(po, "inner_wall_s")), 2)
     s["throughput_ratio_cpu"] = rnd(ratio(tps(al, "cpu_s"), tps(po, "cpu_s")), 2)
     s["throughput_target"] = TARGET_SPEEDUP
-    s["throughput_ok"] = None if s["throughput_ratio"] is None else s["throughput_ratio"] >= TARGET_SPEEDUP
+    s["throughput_ok"] = (None if s["throughput_ratio_matched"] is None
+                          else s["throughput_ratio_matched"] >= TARGET_SPEEDUP)
     s["alignlab_scored_share"] = al.get("scored_share")
     s["port_scored_share"] = po.get("scored_share")
     return s
@@ -461,9 +477,14 @@ def print_report(r: dict[str, Any]) -> None:
     print(f"(a) overhead   alignlab / plain wall time    = {fmt(s['overhead_ratio'])}"
           f"   (target <= {TARGET_OVERHEAD}: {verdict(s['overhead_ok'])}; "
           f"inner {fmt(s['overhead_ratio_inner'])}, CPU time {fmt(s['overhead_ratio_cpu'])})")
-    print(f"(b) throughput alignlab / port tokens per s  = {fmt(s['throughput_ratio'])}"
-          f"   (target >= {TARGET_SPEEDUP}: {verdict(s['throughput_ok'])}; "
-          f"inner {fmt(s['throughput_ratio_inner'])}, per CPU-s {fmt(s['throughput_ratio_cpu'])})")
+    am = r.get("alignlab_matched") or {}
+    print(f"(b) throughput alignlab / port tokens per s, same workload (1 condition x {fmt(am.get('n'))} samples)"
+          f" = {fmt(s['throughput_ratio_matched'])}   (target >= {TARGET_SPEEDUP}: {verdict(s['throughput_ok'])};"
+          f" alignlab {fmt(s['alignlab_matched_tokens_per_s'])} tok/s, {fmt(am.get('wall_s'))} s,"
+          f" scored {fmt(s['alignlab_matched_scored_share'])})")
+    print(f"    and with alignlab on all {fmt(al.get('n'))} {r['settings']['families']} conditions instead"
+          f" = {fmt(s['throughput_ratio'])} (inner {fmt(s['throughput_ratio_inner'])},"
+          f" per CPU-s {fmt(s['throughput_ratio_cpu'])})")
     if al.get("repeats") or pl.get("repeats"):
         print(f"    medians over alternating runs; wall s: alignlab {[x.get('wall_s') for x in al.get('repeats') or []]}, "
               f"plain {[x.get('wall_s') for x in pl.get('repeats') or []]}")
@@ -577,6 +598,14 @@ def main(argv: list[str] | None = None) -> int:
                 ]
 
     if "port" in args.parts:
+        log(f"alignlab eval on the port's workload shape: one condition x {args.port_samples} samples ...")
+        m = run_alignlab(args, work, matched=True)
+        t = m.get("tokens")
+        if t and pl_runs and pl_runs[0].get("alignlab_usage_convention") == "input_excludes_cache_read":
+            t["input"] += t["cache_read"]
+            t["total"] = t["input"] + t["output"]
+        m.pop("first_turn_prompts", None)
+        r["alignlab_matched"] = m
         log(f"inspect_evals port, {args.port_samples} samples ...")
         r["port"] = run_port(args, work, checkpoint)
 
