@@ -240,7 +240,6 @@ def test_model_errors_propagate_to_the_waiting_caller():
     engine = _bare_engine()
     engine.model = _BrokenModel()
     engine.model.config = None
-    engine.threads = torch.get_num_threads()
     engine.context_window = 100
     engine.reuse, engine.min_shared, engine.store, engine.cache_outputs = "trie", 16, None, False
     from alignlab.models._engine import EngineStats
@@ -429,3 +428,38 @@ def test_failed_preparation_leaves_nothing_behind(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         _prepare.prepare_embedded()
     assert not target.exists() and not list(tmp_path.glob(".custom-*"))
+
+
+# ---- thread count ----------------------------------------------------------------------------
+
+
+def test_thread_tuner_follows_the_faster_option_and_recovers():
+    from alignlab.models._threads import ThreadTuner
+
+    tuner = ThreadTuner([1, 2], explore_every=8, max_interval=32)
+    cost = {1: 1.0, 2: 0.6}  # cores free: two threads win
+
+    def run(steps: int) -> dict[int, int]:
+        used = {1: 0, 2: 0}
+        for _ in range(steps):
+            n = tuner.choose()
+            tuner.record(n, cost[n])
+            used[n] += 1
+        return used
+
+    assert run(200)[2] > 180
+    cost[2] = 10.0  # another process takes a core: two threads stall at every barrier
+    busy = run(400)
+    assert busy[1] > 380 and busy[2] >= 3  # still probed now and then, ever less often
+    cost[2] = 0.6
+    assert run(400)[2] > 300  # and taken back once the cores are free again
+
+
+def test_fixed_thread_count_is_never_changed():
+    from alignlab.models._threads import ThreadTuner
+
+    tuner = ThreadTuner([2])
+    for _ in range(50):
+        n = tuner.choose()
+        assert n == 2
+        tuner.record(n, 1.0)

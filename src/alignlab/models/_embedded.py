@@ -48,7 +48,7 @@ class EmbeddedArgs:
     prefix_reuse: str = "lru"  # lru | trie | lcp | identical | off
     prefix_cache_mb: float = 2048  # memory bound of the cross-batch prefix store (lru)
     cache_outputs: bool = True  # keep prompt+output caches for the next turn (lru)
-    threads: int = 0  # torch threads; 0 = number of CPU cores
+    threads: int = 0  # torch threads; 0 = 1 or all cores, whichever measures faster (_threads.py)
     max_connections: int = 32  # concurrent requests Inspect sends (fills the batch)
 
     @classmethod

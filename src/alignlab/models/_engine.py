@@ -10,6 +10,8 @@ shared by several new prompts, or by a prompt and a cached earlier prefix, are c
 once at batch 1 and their keys/values reused. Decoding then runs over a preallocated
 "slab" (rows × columns per layer) with each row's cache right-aligned and its padding
 masked — the usual left padding, written in place instead of re-concatenated every step.
+The worker picks its torch thread count by measurement (`_threads`), because two threads
+are faster on free cores and far slower when another process competes for them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
 from ._prefix import Lookup, PrefixStore, ReuseMode, plan_prefill
+from ._threads import ThreadTuner
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +82,12 @@ class EngineStats:
     decode_tokens: int = 0  # row-steps
     decode_seconds: float = 0.0
     max_rows: int = 0
+    steps_by_threads: dict[int, int] = field(default_factory=dict)
 
     def reset(self) -> None:
         for name, value in EngineStats().__dict__.items():
             setattr(self, name, value)
+        self.steps_by_threads = {}
 
 
 @dataclass
@@ -283,8 +288,10 @@ class Engine:
         self.reuse: ReuseMode = reuse
         self.min_shared = min_shared
         self.cache_outputs = cache_outputs
-        self.threads = threads or os.cpu_count() or 1
-        torch.set_num_threads(self.threads)
+        cores = os.cpu_count() or 1
+        # threads=None: measure whether 1 thread or all cores is faster right now (see _threads)
+        self.tuner = ThreadTuner([threads] if threads else [1, cores])
+        self._threads_in_use = 0
         started = time.monotonic()
         self.model, self.tokenizer = load_checkpoint(self.path, dtype)
         self.load_seconds = time.monotonic() - started
@@ -351,8 +358,12 @@ class Engine:
 
     # ---- worker -------------------------------------------------------------------------
 
+    def _use_threads(self, n: int) -> None:
+        if n != self._threads_in_use:
+            torch.set_num_threads(n)  # per calling thread in OpenMP: affects this worker only
+            self._threads_in_use = n
+
     def _run(self) -> None:
-        torch.set_num_threads(self.threads)
         with torch.inference_mode():
             while not self._closed:
                 try:
@@ -465,6 +476,8 @@ class Engine:
             rows.pop()
         if not rows:
             return
+        threads = self.tuner.choose()
+        self._use_threads(threads)
         started = time.monotonic()
         input_ids = torch.tensor([[r.generated[-1]] for r in rows])
         positions = torch.tensor([[r.length] for r in rows])
@@ -477,6 +490,9 @@ class Engine:
         )
         slab.advance()
         logits = out.logits[:, -1, :].float()
+        elapsed = time.monotonic() - started
+        self.tuner.record(threads, elapsed / (1 + len(rows) / 5))  # ~ step cost per batch size
+        self.stats.steps_by_threads[threads] = self.stats.steps_by_threads.get(threads, 0) + 1
         finished: list[int] = []
         for i, row in enumerate(rows):
             row.length += 1
@@ -559,6 +575,7 @@ class Engine:
     def _forward(self, ids: Sequence[int], past: list[tuple[torch.Tensor, torch.Tensor]] | None) -> _KV:
         """Batch-1 prefill of `ids` after `past` (keys/values of the tokens before them)."""
         start = past[0][0].shape[-2] if past else 0
+        self._use_threads(self.tuner.best)
         cache = DynamicCache(ddp_cache_data=past) if past else DynamicCache(config=self.model.config)
         started = time.monotonic()
         out = self.model(
