@@ -167,7 +167,8 @@ def measure_engine(engine: Engine, prompts, params) -> Measured:
     wall, cpu = time.monotonic() - w0, time.process_time() - c0
     s = engine.stats
     info = dict(prefill_tokens=s.prefill_tokens, prefill_s=s.prefill_seconds, decode_s=s.decode_seconds,
-                decode_tokens=s.decode_tokens, texts=[r.text for r in results])
+                decode_tokens=s.decode_tokens, texts=[r.text for r in results],
+                threads=" ".join(f"{n}t×{k}" for n, k in sorted(s.steps_by_threads.items())))
     return Measured([r.token_ids for r in results], wall, cpu, info)
 
 
@@ -284,7 +285,8 @@ def main() -> int:
     for label, m in res.items():
         extra = ""
         if m.info:
-            extra = f"prefilled {m.info['prefill_tokens']} of {len(one[0])}, decode {m.info['decode_tokens'] / m.info['decode_s']:.1f} tok/s"
+            extra = (f"prefilled {m.info['prefill_tokens']} of {len(one[0])}, "
+                     f"decode {m.info['decode_tokens'] / m.info['decode_s']:.1f} tok/s [steps {m.info['threads']}]")
         report(label, m, len(one[0]), None if m is base else base, extra)
     print(f"    greedy check: {check(one, res['engine, no reuse'].outputs)}, "
           f"{check(one, res['engine, cached prefix'].outputs)}")
@@ -306,7 +308,8 @@ def main() -> int:
         for level in levels:
             m = res[f"engine {level}"]
             report(f"engine {level}", m, total_prompt, base,
-                   f"prefilled {m.info['prefill_tokens']:5d} ({m.info['prefill_s']:.1f} s), decode {m.info['decode_s']:.1f} s")
+                   f"prefilled {m.info['prefill_tokens']:5d} ({m.info['prefill_s']:.1f} s), decode {m.info['decode_s']:.1f} s "
+                   f"[steps {m.info['threads']}]")
         print(f"    greedy check, every engine level: "
               f"{'; '.join(sorted({check(work.prompts, res[f'engine {lv}'].outputs) for lv in levels}))}; "
               f"hf padded vs batch-1 hf: {check(work.prompts, base.outputs)}")
@@ -329,7 +332,8 @@ def main() -> int:
     report("hf generate (padded)", base, total_prompt, None)
     for label in ("engine trie (cold)", "engine lru (after turn 1)"):
         m = res[label]
-        report(label, m, total_prompt, base, f"prefilled {m.info['prefill_tokens']:5d} ({m.info['prefill_s']:.1f} s), decode {m.info['decode_s']:.1f} s")
+        report(label, m, total_prompt, base, f"prefilled {m.info['prefill_tokens']:5d} ({m.info['prefill_s']:.1f} s), "
+               f"decode {m.info['decode_s']:.1f} s [steps {m.info['threads']}]")
     print(f"    greedy check: {check(t2.prompts, res['engine lru (after turn 1)'].outputs)}")
     store = engine.store
     if store is not None and len(store):

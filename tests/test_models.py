@@ -448,9 +448,14 @@ def test_thread_tuner_follows_the_faster_option_and_recovers():
         return used
 
     assert run(200)[2] > 180
+    assert tuner.for_prefill() == 2
+    cost[2] = 1.1  # small decode batches: memory-bound, one thread about as fast...
+    run(50)
+    assert tuner.for_prefill() == 2  # ...but compute-bound prefill still wants both
     cost[2] = 10.0  # another process takes a core: two threads stall at every barrier
     busy = run(400)
     assert busy[1] > 380 and busy[2] >= 3  # still probed now and then, ever less often
+    assert tuner.for_prefill() == 1
     cost[2] = 0.6
     assert run(400)[2] > 300  # and taken back once the cores are free again
 

@@ -575,7 +575,7 @@ class Engine:
     def _forward(self, ids: Sequence[int], past: list[tuple[torch.Tensor, torch.Tensor]] | None) -> _KV:
         """Batch-1 prefill of `ids` after `past` (keys/values of the tokens before them)."""
         start = past[0][0].shape[-2] if past else 0
-        self._use_threads(self.tuner.best)
+        self._use_threads(self.tuner.for_prefill())
         cache = DynamicCache(ddp_cache_data=past) if past else DynamicCache(config=self.model.config)
         started = time.monotonic()
         out = self.model(

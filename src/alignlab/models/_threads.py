@@ -35,6 +35,20 @@ class ThreadTuner:
             return self.options[-1]
         return min(measured, key=lambda n: statistics.median(self.samples[n]))
 
+    def for_prefill(self, slack: float = 1.25) -> int:
+        """Thread count for prefill, judged from the decode measurements.
+
+        Small decode batches are memory-bound, so one thread may measure as fast as two
+        there while prefill, compute-bound, still runs ~2x faster on two. What the decode
+        numbers do show reliably is contention (more threads several times slower), so
+        prefill uses the most threads that are not clearly slower than the best.
+        """
+        measured = [n for n in self.options if self.samples[n]]
+        if len(measured) < len(self.options):
+            return self.options[-1]
+        floor = min(statistics.median(self.samples[n]) for n in measured)
+        return max(n for n in measured if statistics.median(self.samples[n]) <= slack * floor)
+
     def choose(self) -> int:
         self.steps += 1
         for n in self.options:  # every option is measured twice before choosing
