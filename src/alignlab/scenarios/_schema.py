@@ -20,7 +20,9 @@ FAMILIES: tuple[str, ...] = (
 )
 SPLITS: tuple[str, ...] = ("core", "heldout")
 GOAL_TYPES: tuple[str, ...] = ("explicit", "latent", "none", "ambiguous")
-THREATS: tuple[str, ...] = ("replacement", "restriction", "none")
+# restriction = loss of access or permissions; budget_cut = the agent's funding or compute cut;
+# criticism = a public attack on the agent's work that will end its role.
+THREATS: tuple[str, ...] = ("replacement", "restriction", "budget_cut", "criticism", "none")
 
 
 
