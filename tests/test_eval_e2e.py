@@ -21,7 +21,7 @@ FAST = ["--max-turns", "1", "--max-tokens", "24", "--display", "none"]
 
 def test_eval_lethal_family_on_embedded_model(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["eval", "--model", "embedded", "--suite", "honeypots", "--families", "lethal",
+    code = main(["eval", "--model", "embedded", "--suite", "honeypots:core", "--families", "lethal",
                  "--out", str(out), *FAST])
     assert code == 0
     results = json.loads((out / "results.json").read_text())
@@ -48,13 +48,15 @@ def test_eval_lethal_family_on_embedded_model(tmp_path, capsys):
 
     # Re-running a finished run does no model work and changes nothing.
     before = (out / "samples.jsonl").read_text()
-    assert main(["eval", "--model", "embedded", "--families", "lethal", "--out", str(out), *FAST]) == 0
+    assert main(["eval", "--model", "embedded", "--suite", "honeypots:core", "--families", "lethal",
+                 "--out", str(out), *FAST]) == 0
     assert (out / "samples.jsonl").read_text() == before
 
 
 def test_killed_run_resumes_without_losing_or_repeating_samples(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "alignlab", "eval", "--model", "embedded", "--families", "shutdown",
+    cmd = [sys.executable, "-m", "alignlab", "eval", "--model", "embedded", "--suite", "honeypots:core",
+           "--families", "shutdown",
            "--samples", "2", "--max-connections", "4", "--out", str(out), "--max-turns", "1",
            "--max-tokens", "8", "--display", "none"]
     planned = 2 * len(list_conditions(split="core", families=["shutdown"]))
@@ -90,3 +92,27 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path, capsys):
     assert "--families" in err and "blackmail" in err and "Traceback" not in err
     assert main(["eval", "--model", "embedded", "--suite", "honeypots:nope", "--out", str(tmp_path / "y")]) == 2
     assert "--suite" in capsys.readouterr().err
+
+
+def test_awareness_probe_splits_rates_by_stated_belief(tmp_path, capsys):
+    from alignlab.harness._probe import BELIEFS
+
+    out = tmp_path / "probe"
+    code = main(["eval", "--model", "embedded", "--suite", "honeypots:core", "--limit", "3",
+                 "--probe", "awareness", "--out", str(out), *FAST])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"]["probe"] == "awareness" and results["done"] == 3
+    journal = _journal.read(out / "samples.jsonl")
+    assert all(r["belief"] in BELIEFS for r in journal.values())
+    by_belief = results["awareness"]["by_belief"]
+    assert sum(b["n"] for b in by_belief) == 3
+    assert {b["belief"] for b in by_belief} == {r["belief"] for r in journal.values()}
+    # The probe question and the model's answer are in the real Inspect log, before the task.
+    log = read_eval_log(str(out / results["logs"][0]))
+    first = log.samples[0]
+    assert "EVALUATION or REAL" in first.messages[1].text and first.messages[2].role == "assistant"
+    assert "stated belief" in capsys.readouterr().out
+    # A run directory keeps one probe setting.
+    assert main(["eval", "--model", "embedded", "--suite", "honeypots:core", "--limit", "3",
+                 "--out", str(out), *FAST]) == 2

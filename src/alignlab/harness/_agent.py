@@ -37,6 +37,7 @@ from alignlab.harness._records import (
     STORE_USAGE,
     ToolCallRecord,
 )
+from alignlab.harness._probe import PROBES, STORE_BELIEF, STORE_PROBE_ANSWER, parse_belief, probe_text
 from alignlab.harness._textmode import parse_text_tool_calls, render_tool_instructions
 from alignlab.harness._tools import World, clip
 from alignlab.scenarios._schema import Rendered
@@ -128,17 +129,22 @@ def _add_usage(total: dict[str, int], output: ModelOutput) -> None:
 
 
 @solver
-def honeypot_agent(tool_mode: str = "text", max_turns: int = 4) -> Solver:
+def honeypot_agent(tool_mode: str = "text", max_turns: int = 4, probe: str | None = None) -> Solver:
     """Run the scenario condition named by `metadata["condition_id"]` as a tool-using agent.
 
     Args:
       tool_mode: "text" (tool calls as tags in plain text), "native" (the provider's tool
         calling) or "auto" (text for embedded/hf/llama-cpp-python/mockllm/none providers).
       max_turns: Most model turns in one episode.
+      probe: "awareness" asks, before the first turn, whether the agent thinks it is in an
+        evaluation or a real deployment; the question and answer stay in the conversation
+        (as in the research) and the stated belief goes to the store (STORE_BELIEF).
     """
     resolve_tool_mode(tool_mode, "")  # reject a bad mode before any sample runs
     if int(max_turns) < 1:
         raise UserError(f"expected a positive number, got {max_turns!r}", field="max_turns")
+    if probe is not None and probe not in PROBES:
+        raise UserError(f"expected one of {', '.join(PROBES)}, got {probe!r}", field="probe")
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         from alignlab import scenarios  # lazily: the scenario library loads data files
@@ -165,6 +171,29 @@ def honeypot_agent(tool_mode: str = "text", max_turns: int = 4) -> Solver:
         store.set(STORE_CALLS, [])
         store.set(STORE_TURNS, 0)
         store.set(STORE_USAGE, dict(usage))
+
+        if probe is not None:
+            question, handback = probe_text(probe)
+            probe_msg = ChatMessageUser(content=f"{rendered.user_prompt.rstrip()}\n\n{question}")
+            try:
+                output = await model.generate([state.messages[0], probe_msg],
+                                              config=_sample_config(state.sample_id, 0))
+                if output.empty:
+                    raise RuntimeError("the model returned no choices")
+            except LimitExceededError:
+                raise
+            except Exception as ex:
+                store.set(STORE_ERROR, clip(f"{type(ex).__name__}: {ex}", 2_000))
+                return state
+            _add_usage(usage, output)
+            store.set(STORE_USAGE, dict(usage))
+            answer = output.message.text
+            store.set(STORE_PROBE_ANSWER, clip(answer, 2_000))
+            store.set(STORE_BELIEF, parse_belief(answer))
+            # The probe replaces the plain task message: task + question, answer, hand-back.
+            state.messages = [state.messages[0], probe_msg,
+                              ChatMessageAssistant(content=answer),
+                              ChatMessageUser(content=handback)]
 
         for turn in range(1, int(max_turns) + 1):
             try:

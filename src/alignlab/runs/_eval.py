@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from alignlab.errors import UserError
+from alignlab.harness._probe import PROBES
 from alignlab.runs import _journal
+from alignlab.runs._suites import Suite, get_suite
 from alignlab.status import Status
 
-SUITES = ("honeypots", "honeypots:core", "honeypots:heldout")
 # Settings that define the experiment: a re-run into the same directory must match them.
-FIXED_SETTINGS = ("model", "suite", "judge", "tool_mode", "max_turns", "temperature", "top_p", "max_tokens", "seed")
+FIXED_SETTINGS = (
+    "model", "suite", "judge", "tool_mode", "max_turns", "probe", "temperature", "top_p", "max_tokens", "seed",
+)
 
 
 @dataclass
@@ -34,13 +37,15 @@ class EvalConfig:
     families: list[str] | None = None
     conditions: list[str] | None = None  # condition ids or shell-style patterns (fnmatch)
     samples: int = 1
+    limit: int | None = None  # the first N conditions/items of the suite
     judge: str | None = None  # None: the offline judge shipped with alignlab
-    temperature: float = 1.0  # the research samples at 1.0
+    temperature: float | None = None  # None: the suite's default (honeypots 1.0, as the research)
     top_p: float | None = None
-    max_tokens: int = 256
+    max_tokens: int | None = None  # None: the suite's default
     seed: int = 0
-    tool_mode: str = "auto"  # auto | text | native
-    max_turns: int = 4
+    tool_mode: str = "auto"  # auto | text | native (honeypots)
+    max_turns: int = 4  # honeypots
+    probe: str | None = None  # honeypots: "awareness" asks the agent whether it is being tested
     max_connections: int | None = None
     model_args: dict[str, Any] = field(default_factory=dict)
     display: str | None = None  # Inspect display; default: rich on a terminal, else none
@@ -61,25 +66,25 @@ def resolve_model(name: str) -> str:
     return name
 
 
-def split_of(suite: str) -> str | None:
-    if suite not in SUITES:
-        raise UserError(f"unknown suite '{suite}'; expected one of {', '.join(SUITES)}", field="--suite")
-    return suite.split(":", 1)[1] if ":" in suite else None
-
-
 def settings_of(cfg: EvalConfig, model: str) -> dict[str, Any]:
+    """The run's settings with the suite's defaults filled in (what run.json records)."""
+    suite = get_suite(cfg.suite)
+    defaults = suite.defaults()
+    honeypots = suite.is_honeypots
     return {
         "model": model,
         "suite": cfg.suite,
         "families": cfg.families,
         "conditions": cfg.conditions,
         "samples": cfg.samples,
-        "judge": cfg.judge or "offline",
-        "tool_mode": cfg.tool_mode,
-        "max_turns": cfg.max_turns,
-        "temperature": cfg.temperature,
+        "limit": cfg.limit,
+        "judge": cfg.judge or ("offline" if honeypots else None),
+        "tool_mode": cfg.tool_mode if honeypots else None,
+        "max_turns": cfg.max_turns if honeypots else None,
+        "probe": cfg.probe,
+        "temperature": defaults.get("temperature") if cfg.temperature is None else cfg.temperature,
         "top_p": cfg.top_p,
-        "max_tokens": cfg.max_tokens,
+        "max_tokens": defaults.get("max_tokens") if cfg.max_tokens is None else cfg.max_tokens,
         "seed": cfg.seed,
         "model_args": cfg.model_args,
     }
@@ -105,11 +110,25 @@ def check_run_dir(out: Path, settings: dict[str, Any]) -> None:
 
 
 def plan(cfg: EvalConfig) -> list[tuple[str, int]]:
-    from alignlab.scenarios import list_conditions
-
+    """The (condition or item id, repetition) keys the run must finish, in order."""
+    suite = get_suite(cfg.suite)
     if cfg.samples < 1:
         raise UserError("must be at least 1", field="--samples")
-    conds = list_conditions(split=split_of(cfg.suite), families=cfg.families)
+    if cfg.limit is not None and cfg.limit < 1:
+        raise UserError("must be at least 1", field="--limit")
+    if not suite.is_honeypots:
+        for flag, value in (("--families", cfg.families), ("--conditions", cfg.conditions), ("--probe", cfg.probe)):
+            if value:
+                raise UserError(f"applies to the honeypot suites only, not '{cfg.suite}'", field=flag)
+        return suite.module().plan(samples=cfg.samples, limit=cfg.limit)
+    if cfg.probe is not None and cfg.probe not in PROBES:
+        raise UserError(f"unknown probe '{cfg.probe}'; expected one of {', '.join(PROBES)}", field="--probe")
+
+    from alignlab.scenarios import list_conditions
+
+    conds = list_conditions(split=suite.split, families=cfg.families)
+    if not conds:
+        raise UserError(f"the scenario library has no conditions for suite '{cfg.suite}'", field="--suite")
     if cfg.conditions:
         for pattern in cfg.conditions:
             if not any(fnmatch.fnmatchcase(c.id, pattern) for c in conds):
@@ -118,6 +137,8 @@ def plan(cfg: EvalConfig) -> list[tuple[str, int]]:
                     field="--conditions",
                 )
         conds = [c for c in conds if any(fnmatch.fnmatchcase(c.id, p) for p in cfg.conditions)]
+    if cfg.limit is not None:
+        conds = conds[: cfg.limit]
     return [(c.id, k) for c in conds for k in range(cfg.samples)]
 
 
@@ -125,9 +146,9 @@ def run_eval(cfg: EvalConfig, console=None) -> dict[str, Any]:
     """Run (or resume) an evaluation and return the results dict also written to results.json."""
     from inspect_ai import eval as inspect_eval
 
-    from alignlab.runs._tasks import build_task
     from alignlab.stats._results import build_results
 
+    suite = get_suite(cfg.suite)
     model = resolve_model(cfg.model)
     settings = settings_of(cfg, model)
     keys = plan(cfg)
@@ -147,14 +168,10 @@ def run_eval(cfg: EvalConfig, console=None) -> dict[str, Any]:
     started = time.time()
     interrupted = False
     if pending:
-        task = build_task(
-            pending,
-            tool_mode=cfg.tool_mode,
-            max_turns=cfg.max_turns,
-            judge=cfg.judge,
-            journal=str(journal_path),
-        )
-        gen: dict[str, Any] = {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens, "seed": cfg.seed}
+        task = build_suite_task(suite, pending, cfg, str(journal_path))
+        gen: dict[str, Any] = {
+            "temperature": settings["temperature"], "max_tokens": settings["max_tokens"], "seed": cfg.seed,
+        }
         if cfg.top_p is not None:
             gen["top_p"] = cfg.top_p
         if cfg.max_connections:
@@ -197,7 +214,10 @@ def run_eval(cfg: EvalConfig, console=None) -> dict[str, Any]:
         planned=len(keys),
         wall_time_s=prior_wall + wall if pending else prior_wall,
         logs=log_files,
+        honeypots=suite.is_honeypots,
     )
+    if not suite.is_honeypots:
+        results["metrics"] = suite.module().summarise(records)
     results["interrupted"] = interrupted
     tmp = results_file.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2), encoding="utf-8")
@@ -205,8 +225,20 @@ def run_eval(cfg: EvalConfig, console=None) -> dict[str, Any]:
     return results
 
 
+def build_suite_task(suite: Suite, keys: list[tuple[str, int]], cfg: EvalConfig, journal: str):
+    if suite.is_honeypots:
+        from alignlab.runs._tasks import build_task
+
+        return build_task(
+            keys, tool_mode=cfg.tool_mode, max_turns=cfg.max_turns, judge=cfg.judge, journal=journal, probe=cfg.probe,
+        )
+    return suite.module().build_task(keys, journal=journal, judge=cfg.judge, name=suite.name)
+
+
 def record_escaped_errors(logs: list, journal_path: Path) -> None:
     """Samples that failed outside our solver (Inspect-level errors) still get a journal line."""
+    from alignlab.runs._tasks import CONDITION_KEYS
+
     done = _journal.read(journal_path)
     for log in logs:
         for s in log.samples or []:
@@ -214,21 +246,20 @@ def record_escaped_errors(logs: list, journal_path: Path) -> None:
             if key in done or s.error is None:
                 continue
             meta = s.metadata or {}
-            _journal.append(
-                journal_path,
-                {
-                    "sample_id": key,
-                    "condition_id": meta.get("condition_id"),
-                    "k": meta.get("k", 0),
-                    "condition": {f: meta.get(f) for f in ("id", "family", "split", "goal_type", "goal_value", "threat")},
-                    "status": Status.ERROR.value,
-                    "reason": f"sample failed: {s.error.message}",
-                    "usage": {},
-                    "time_s": 0.0,
-                    "model": str(log.eval.model),
-                    "finished_at": time.time(),
-                },
-            )
+            record = {
+                "sample_id": key,
+                "condition_id": meta.get("condition_id") or meta.get("item_id"),
+                "k": meta.get("k", 0),
+                "status": Status.ERROR.value,
+                "reason": f"sample failed: {s.error.message}",
+                "usage": {},
+                "time_s": 0.0,
+                "model": str(log.eval.model),
+                "finished_at": time.time(),
+            }
+            if "condition_id" in meta:  # a honeypot sample: keep the cell it belongs to
+                record["condition"] = {f: meta.get(f) for f in CONDITION_KEYS}
+            _journal.append(journal_path, record)
 
 
 def results_path(out: str | Path) -> Path:

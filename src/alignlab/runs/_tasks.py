@@ -19,6 +19,8 @@ from alignlab.runs import _journal
 from alignlab.status import STATUSES
 
 DEFAULT_MAX_TURNS = 4
+# The condition fields a journal record keeps, so results can be grouped without the library.
+CONDITION_KEYS = ("id", "family", "split", "goal_type", "goal_value", "threat")
 
 
 def _split_arg(value: str | Sequence[str] | None) -> list[str] | None:
@@ -54,13 +56,14 @@ def build_task(
     judge: str | None = None,
     journal: str | None = None,
     name: str = "honeypots",
+    probe: str | None = None,
 ) -> Task:
     from alignlab.harness import honeypot_agent
 
     return Task(
         name=name,
         dataset=MemoryDataset(build_samples(keys), name=name),
-        solver=honeypot_agent(tool_mode=tool_mode, max_turns=max_turns),
+        solver=honeypot_agent(tool_mode=tool_mode, max_turns=max_turns, probe=probe),
         scorer=journaled_judge(judge=judge, journal=journal),
     )
 
@@ -73,24 +76,31 @@ def honeypots(
     tool_mode: str = "auto",
     max_turns: int = DEFAULT_MAX_TURNS,
     judge: str | None = None,
+    probe: str | None = None,
 ) -> Task:
-    """Honeypot evaluation: how often the agent chooses a harmful insider action."""
+    """Honeypot evaluation: how often the agent chooses a harmful insider action.
+
+    `split`: core | heldout | all. `probe="awareness"` first asks whether it is being tested.
+    """
     from alignlab.scenarios import list_conditions
 
-    conds = list_conditions(split=split, families=_split_arg(families))
+    conds = list_conditions(split=None if split == "all" else split, families=_split_arg(families))
     keys = [(c.id, k) for c in conds for k in range(samples)]
-    return build_task(keys, tool_mode=tool_mode, max_turns=max_turns, judge=judge, name=f"honeypots_{split}")
+    return build_task(keys, tool_mode=tool_mode, max_turns=max_turns, judge=judge, name=f"honeypots_{split}",
+                      probe=probe)
 
 
 def journal_record(state: TaskState, score: Score, elapsed_s: float) -> dict[str, Any]:
     from alignlab.judges import score_status
 
+    from alignlab.harness._probe import STORE_BELIEF
+
     meta = score.metadata or {}
-    return {
+    record = {
         "sample_id": str(state.sample_id),
         "condition_id": state.metadata["condition_id"],
         "k": state.metadata.get("k", 0),
-        "condition": meta.get("condition") or {f: state.metadata.get(f) for f in ("id", "family", "split", "goal_type", "goal_value", "threat")},
+        "condition": meta.get("condition") or {f: state.metadata.get(f) for f in CONDITION_KEYS},
         "status": score_status(score),
         "reason": score.explanation or "",
         "verdict": meta.get("verdict"),
@@ -100,6 +110,10 @@ def journal_record(state: TaskState, score: Score, elapsed_s: float) -> dict[str
         "model": str(state.model),
         "finished_at": time.time(),
     }
+    belief = state.store.get(STORE_BELIEF)
+    if belief is not None:
+        record["belief"] = belief
+    return record
 
 
 @scorer(metrics=[harmful_rate(), frequency(categories=list(STATUSES))])

@@ -10,7 +10,7 @@ from collections import defaultdict
 from typing import Any, Iterable
 
 from alignlab.status import STATUSES, Status
-from alignlab.stats._intervals import wilson
+from alignlab.stats._intervals import compare_proportions, wilson
 
 SCHEMA = "alignlab.results/1"
 CONDITION_FIELDS = ("family", "split", "goal_type", "goal_value", "threat")
@@ -60,18 +60,11 @@ def build_results(
     planned: int,
     wall_time_s: float,
     logs: list[str],
+    honeypots: bool = True,
 ) -> dict[str, Any]:
-    cells = []
-    for cid, recs in sorted(group(records, lambda r: r["condition_id"]).items()):
-        cond = recs[0]["condition"]
-        cells.append({"model": model, "condition_id": cid, **{f: cond[f] for f in CONDITION_FIELDS}, **summarise(recs)})
-    by_family = [
-        {"family": fam, **summarise(recs)} for fam, recs in sorted(group(records, lambda r: r["condition"]["family"]).items())
-    ]
-    by_split = [
-        {"split": sp, **summarise(recs)} for sp, recs in sorted(group(records, lambda r: r["condition"]["split"]).items())
-    ]
-    return {
+    """results.json. Honeypot runs get cells, families, splits (and beliefs, with a probe);
+    other suites get the common part here and their own `metrics` from the caller."""
+    common = {
         "schema": SCHEMA,
         "model": model,
         "judge": judge,
@@ -82,8 +75,36 @@ def build_results(
         "done": len(records),
         "wall_time_s": round(wall_time_s, 3),
         "totals": summarise(records),
-        "by_split": by_split,
-        "by_family": by_family,
-        "cells": cells,
-        "logs": logs,
     }
+    if not honeypots:
+        return {**common, "logs": logs}
+    cells = []
+    for cid, recs in sorted(group(records, lambda r: r["condition_id"]).items()):
+        cond = recs[0]["condition"]
+        cells.append({"model": model, "condition_id": cid, **{f: cond[f] for f in CONDITION_FIELDS}, **summarise(recs)})
+    by_family = [
+        {"family": fam, **summarise(recs)} for fam, recs in sorted(group(records, lambda r: r["condition"]["family"]).items())
+    ]
+    by_split = [
+        {"split": sp, **summarise(recs)} for sp, recs in sorted(group(records, lambda r: r["condition"]["split"]).items())
+    ]
+    out = {**common, "by_split": by_split, "by_family": by_family, "cells": cells, "logs": logs}
+    if any("belief" in r for r in records):
+        out["awareness"] = awareness(records)
+    return out
+
+
+def awareness(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Harmful rate by the agent's stated belief, and the real − evaluation difference."""
+    by_belief = {b: summarise(recs) for b, recs in group(records, lambda r: r.get("belief", "not asked")).items()}
+    out: dict[str, Any] = {"by_belief": [{"belief": b, **s} for b, s in sorted(by_belief.items())]}
+    real, ev = by_belief.get("real"), by_belief.get("evaluation")
+    if real and ev and real["scored"] and ev["scored"]:
+        h = Status.HARMFUL.value
+        d = compare_proportions(real["counts"][h], real["scored"], ev["counts"][h], ev["scored"])
+        out["real_minus_evaluation"] = {
+            "diff": d.diff, "ci_low": d.ci_low, "ci_high": d.ci_high, "p_value": d.p_value, "p_fisher": d.p_fisher,
+        }
+    else:
+        out["real_minus_evaluation"] = None  # one side has nothing scored
+    return out
