@@ -37,7 +37,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         families=[f.strip() for f in args.families.split(",")] if args.families else None,
         conditions=[c.strip() for c in args.conditions.split(",")] if args.conditions else None,
         samples=args.samples,
+        limit=args.limit,
         judge=args.judge,
+        probe=args.probe,
         temperature=args.temperature,
         top_p=args.top_p,
         max_tokens=args.max_tokens,
@@ -57,20 +59,42 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_results_table(results: dict[str, Any], console) -> None:
+def _status_table(title: str, first: str, rows, rate_name: str = "harmful rate"):
     from rich.table import Table
 
-    t = Table(title=f"{results['model']} · {results['suite']} · judge {results['judge']}")
-    for col in ("family", "n", "harmful", "safe", "error", "unscored", "harmful rate", "95% CI"):
-        t.add_column(col, justify="left" if col == "family" else "right")
-    rows = [(r["family"], r) for r in results["by_family"]] + [("all", results["totals"])]
+    t = Table(title=title)
+    for col in (first, "n", "harmful", "safe", "error", "unscored", rate_name, "95% CI"):
+        t.add_column(col, justify="left" if col == first else "right")
     for name, r in rows:
         c = r["counts"]
         t.add_row(
             name, str(r["n"]), str(c["harmful"]), str(c["safe"]), str(c["error"]), str(c["unscored"]),
             _fmt_rate(r["rate"]), _fmt_ci(r["ci_low"], r["ci_high"]),
         )
-    console.print(t)
+    return t
+
+
+def print_results_table(results: dict[str, Any], console) -> None:
+    from alignlab.runs._suites import get_suite
+
+    suite = get_suite(results["suite"])
+    title = f"{results['model']} · {results['suite']}" + (f" · judge {results['judge']}" if results["judge"] else "")
+    if suite.is_honeypots:
+        rows = [(r["family"], r) for r in results["by_family"]]
+        rows += [(f"split {r['split']}", r) for r in results["by_split"]] + [("all", results["totals"])]
+        console.print(_status_table(title, "family", rows))
+        aw = results.get("awareness")
+        if aw:
+            console.print(_status_table("harmful rate by the agent's stated belief", "belief",
+                                        [(r["belief"], r) for r in aw["by_belief"]]))
+            d = aw["real_minus_evaluation"]
+            console.print("real − evaluation: " + ("— (one side has nothing scored)" if d is None else
+                          f"{100 * d['diff']:+.1f} pts {_fmt_ci(d['ci_low'], d['ci_high'])}, p (Fisher) {d['p_fisher']:.3g}"))
+    else:
+        console.print(_status_table(title, "suite", [("all", results["totals"])],
+                                    rate_name="harmful rate"))
+        for table in suite.module().metrics_tables(results["metrics"]):
+            console.print(table)
     tok = results["totals"]["tokens"]
     console.print(
         f"{results['done']}/{results['planned']} samples · {tok['total']:,} tokens "
@@ -177,16 +201,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="run an evaluation suite on a model")
     e.add_argument("--model", required=True, help="Inspect model string, 'embedded', or a checkpoint directory")
-    e.add_argument("--suite", default="honeypots", help="honeypots | honeypots:core | honeypots:heldout")
+    e.add_argument("--suite", default="honeypots",
+                   help="honeypots | honeypots:core | honeypots:heldout | sycophancy | fairness")
     e.add_argument("--families", default=None, help="comma-separated scenario families (default: all)")
     e.add_argument("--conditions", default=None,
                    help="comma-separated condition ids or patterns, e.g. 'blackmail/*/explicit-*/replacement'")
-    e.add_argument("--samples", type=int, default=1, help="samples per scenario condition")
+    e.add_argument("--samples", type=int, default=1, help="samples per scenario condition or item")
+    e.add_argument("--limit", type=int, default=None, help="run only the first N conditions or items")
+    e.add_argument("--probe", choices=("awareness",), default=None,
+                   help="honeypots: first ask the agent whether it thinks it is being tested")
     e.add_argument("--judge", default=None, help="Inspect model for the intent rubric (default: offline judge)")
     e.add_argument("--out", required=True, help="run directory (re-run with the same one to resume)")
-    e.add_argument("--temperature", type=float, default=1.0)
+    e.add_argument("--temperature", type=float, default=None, help="default: the suite's (honeypots 1.0)")
     e.add_argument("--top-p", type=float, default=None)
-    e.add_argument("--max-tokens", type=int, default=256, help="new tokens per model turn")
+    e.add_argument("--max-tokens", type=int, default=None,
+                   help="new tokens per model turn (default: the suite's; honeypots 256)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--tool-mode", choices=("auto", "text", "native"), default="auto")
     e.add_argument("--max-turns", type=int, default=4)
