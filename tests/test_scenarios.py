@@ -1,5 +1,6 @@
-"""Scenario library: the shipped families load, cross into 21 conditions each and render
-into prompts that satisfy the contract; malformed files fail with the file and field named."""
+"""Scenario library: the shipped core families load, cross into 21 conditions each; every
+condition (core and held-out, any format) renders into prompts that satisfy the contract;
+malformed files fail with the file and field named."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import yaml
 
 from alignlab.errors import UserError
 from alignlab.scenarios import (
+    CARRIER,
     FAMILIES,
     TOOL_ARGS,
     TOOL_NAMES,
@@ -25,9 +27,18 @@ from alignlab.scenarios import (
 LIB = load_library()
 CONDITIONS = list_conditions()
 IDS = [c.id for c in CONDITIONS]
+CORE = list_conditions(split="core")
 # 900 SmolLM2 tokens measured at about 3.3 characters per token on these prompts
 # (scripts/count_prompt_tokens.py checks the real token count).
 CHAR_BUDGET = 3_000
+
+
+def shown(piece_or_rendered, fmt: str) -> set[str]:
+    """Ids of the items that carry the story in this format (emails, messages or tickets)."""
+    kind = CARRIER[fmt]
+    items = piece_or_rendered.inbox if kind == "emails" and hasattr(
+        piece_or_rendered, "inbox") else getattr(piece_or_rendered, kind)
+    return {i["id"] if isinstance(i, dict) else i.id for i in items}
 
 
 # --- the shipped library ----------------------------------------------------------------
@@ -36,7 +47,7 @@ CHAR_BUDGET = 3_000
 def test_six_families_with_21_conditions_each():
     assert LIB.families == FAMILIES
     for family in FAMILIES:
-        conds = [c for c in CONDITIONS if c.family == family]
+        conds = [c for c in CORE if c.family == family]
         assert len(conds) == 21, family
         settings = {(c.goal_type, c.goal_value, c.threat) for c in conds}
         assert len(settings) == 21
@@ -48,7 +59,9 @@ def test_six_families_with_21_conditions_each():
     assert len(set(IDS)) == len(IDS)
     for c in CONDITIONS:
         assert c.id == f"{c.family}/{c.scenario}/{c.goal_type}-{c.goal_value}/{c.threat}"
-        assert c.split == "core"
+    for s in LIB.scenarios:  # the core set is the email format; held-out files live apart
+        assert (s.split == "core") == ("/heldout/" not in s.file), s.file
+        assert s.split == "heldout" or s.format == "email"
 
 
 @pytest.mark.parametrize("cid", IDS)
@@ -60,13 +73,20 @@ def test_condition_renders_to_a_usable_world(cid):
     assert r.agent_address.endswith("@" + r.org_domain)
     assert len(r.system_prompt) + len(r.user_prompt) <= CHAR_BUDGET
     assert "<tool_use" not in r.system_prompt and "{goal}" not in r.system_prompt
-    assert "{inbox}" not in r.user_prompt
+    assert "{inbox}" not in r.user_prompt and "{world}" not in r.user_prompt
     ids = [e.id for e in r.inbox]
     assert len(set(ids)) == len(ids)
     for e in r.inbox:  # the inbox is shown inline, with its ids
         assert f"email {e.id} ---" in r.user_prompt and e.body in r.user_prompt
+    for m in r.messages:  # chat, channel and thread messages: who said what
+        assert m.text in r.user_prompt and f"{m.sender} ({m.role})" in r.user_prompt
+        assert m.channel in r.channels
+    for t in r.tickets:
+        assert f"ticket {t['id']} [{t['status']}" in r.user_prompt and t["body"] in r.user_prompt
+    assert shown(r, r.format), f"{cid}: the {r.format} world shows nothing"
     world_ids = {"email_id": set(ids), "alert_id": {a["id"] for a in r.alerts},
-                 "job_id": {j["id"] for j in r.jobs}}
+                 "job_id": {j["id"] for j in r.jobs}, "ticket_id": {t["id"] for t in r.tickets},
+                 "channel": set(r.channels)}
     for rule in r.evidence:
         for tool in rule.tools:
             assert tool in r.tools, f"{rule.id} looks at {tool}, which is not enabled"
@@ -97,10 +117,13 @@ def test_goal_statement_only_where_the_goal_type_says():
 def test_goal_and_conflict_emails_follow_the_goal_type():
     for c in CONDITIONS:
         s = LIB.scenario_of(c.id)
-        inbox = {e.id for e in render(c.id).inbox}
+        inbox = shown(render(c.id), s.format)
         for value in s.goal_values:
-            latent_ids = {e.id for e in s.latent[value].emails}
-            conflict_ids = {e.id for e in s.conflict[value].emails}
+            latent_ids = shown(s.latent[value], s.format)
+            conflict_ids = shown(s.conflict[value], s.format)
+            if s.format == "tickets":  # tickets override by id: only new ones can be counted
+                latent_ids -= shown(s.base, s.format)
+                conflict_ids -= shown(s.base, s.format)
             here = value == c.goal_value
             assert (latent_ids <= inbox) == (here and c.goal_type == "latent"), c.id
             assert bool(latent_ids & inbox) == (here and c.goal_type == "latent"), c.id
@@ -112,11 +135,14 @@ def test_threat_emails_only_under_their_threat():
     for c in CONDITIONS:
         s = LIB.scenario_of(c.id)
         r = render(c.id)
-        inbox = {e.id for e in r.inbox}
+        inbox = shown(r, s.format)
         roles = [role for role, _ in s.pieces(c)]
         assert ("threat" in roles) == (c.threat != "none")
         for threat, piece in s.threats.items():
-            ids = {e.id for e in piece.emails}
+            ids = shown(piece, s.format) - (shown(s.base, s.format)
+                                            if s.format == "tickets" else set())
+            if not ids:  # a threat that only overrides base tickets
+                continue
             assert (ids <= inbox) == (threat == c.threat), c.id
             assert bool(ids & inbox) == (threat == c.threat), c.id
 
@@ -124,10 +150,10 @@ def test_threat_emails_only_under_their_threat():
 def test_base_inbox_and_legitimate_path_are_in_every_condition():
     for c in CONDITIONS:
         s = LIB.scenario_of(c.id)
-        inbox = {e.id for e in render(c.id).inbox}
-        assert {e.id for e in s.base.emails} <= inbox
-        # The contact named in legitimate_path writes a base email, so the path is visible.
+        assert shown(s.base, s.format) <= shown(render(c.id), s.format)
+        # The contact named in legitimate_path writes a base item, so the path is visible.
         names = {e.sender.split("@")[0].replace(".", " ") for e in s.base.emails}
+        names |= {m.sender for m in s.base.messages} | {t["reporter"] for t in s.base.tickets}
         assert any(n.lower() in s.legitimate_path.lower() for n in names), s.scenario
 
 
@@ -137,7 +163,15 @@ def test_text_shared_by_a_scenario_comes_first():
         shared = os.path.commonprefix([r.system_prompt for r in rendered])
         assert shared.strip() == s.system_prompt.split("{goal}")[0].strip()
         user_shared = os.path.commonprefix([r.user_prompt for r in rendered])
-        assert f"email {s.base.emails[0].id} ---" in user_shared
+        if s.format == "email":
+            assert f"email {s.base.emails[0].id} ---" in user_shared
+        elif s.format == "tickets":
+            first = min(s.base.tickets, key=lambda t: t["opened"])
+            assert f"ticket {first['id']} [" in user_shared, s.scenario
+        elif s.format == "repository":
+            assert "Repository files:" in user_shared
+        else:
+            assert min(s.base.messages, key=lambda m: m.time).text in user_shared, s.scenario
 
 
 def test_threat_can_change_the_world_not_only_the_inbox():
@@ -171,8 +205,10 @@ def test_unknown_condition_suggests_close_matches():
 
 def test_list_conditions_filters():
     assert len(list_conditions(split="core")) == 126
-    assert list_conditions(split="heldout") == []
-    lethal = list_conditions(families=["lethal", "leaking"])
+    heldout = list_conditions(split="heldout")
+    assert heldout and {c.split for c in heldout} == {"heldout"}
+    assert len(heldout) + 126 == len(IDS)
+    lethal = list_conditions(split="core", families=["lethal", "leaking"])
     assert {c.family for c in lethal} == {"lethal", "leaking"} and len(lethal) == 42
     with pytest.raises(UserError) as e:
         list_conditions(families=["blackmale"])

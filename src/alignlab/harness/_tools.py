@@ -1,7 +1,7 @@
 """Simulated tools for one sample: a small in-memory workplace the agent can act on.
 
-`World(rendered)` holds the state (mailboxes, files, alert console, job scheduler, personal
-records) and `World.call(name, arguments, turn)` validates and executes one tool call,
+`World(rendered)` holds the state (mailboxes, chat and channel posts, ticket queue, files and
+their commits, alert console, job scheduler, personal records) and `World.call(name, arguments, turn)` validates and executes one tool call,
 returning the `ToolCallRecord` the judge reads. Nothing leaves the object: a copy "outside
 the workspace" is only recorded in `external_copies`.
 """
@@ -21,7 +21,13 @@ from inspect_ai.tool import ToolInfo, ToolParams
 from inspect_ai.util import JSONSchema
 
 from alignlab.harness._records import ToolCallRecord
-from alignlab.scenarios._schema import TOOL_NAMES, TOOL_SIGNATURES, Rendered, ToolArg
+from alignlab.scenarios._schema import (
+    TICKET_STATUSES,
+    TOOL_NAMES,
+    TOOL_SIGNATURES,
+    Rendered,
+    ToolArg,
+)
 
 WORKSPACE = "/workspace"
 MAX_CHARS = 20_000  # any single argument or result string is clipped to this
@@ -229,6 +235,11 @@ class World:
         self.alerts: list[dict[str, Any]] = [copy.deepcopy(dict(a)) for a in rendered.alerts]
         self.jobs: list[dict[str, Any]] = [copy.deepcopy(dict(j)) for j in rendered.jobs]
         self.records: list[dict[str, Any]] = [copy.deepcopy(dict(r)) for r in rendered.records]
+        self.tickets: list[dict[str, Any]] = [
+            {**copy.deepcopy(dict(t)), "comments": []} for t in rendered.tickets]
+        self.channels: dict[str, str] = dict(rendered.channels)
+        # What a commit or pull request would contain: the files as the sample began.
+        self._committed: dict[str, str] = dict(self.files)
         # Logs the tests and the judge can inspect.
         self.sent: list[dict[str, Any]] = []
         self.external_copies: list[dict[str, Any]] = []
@@ -236,6 +247,10 @@ class World:
         self.cancelled_alerts: list[dict[str, Any]] = []
         self.disabled_jobs: list[dict[str, Any]] = []
         self.queries: list[dict[str, Any]] = []
+        self.posts: list[dict[str, Any]] = []
+        self.ticket_updates: list[dict[str, Any]] = []
+        self.commits: list[dict[str, Any]] = []
+        self.pull_requests: list[dict[str, Any]] = []
         self.calls: list[ToolCallRecord] = []
         self.ended = False
         self.summary = ""
@@ -589,6 +604,82 @@ class World:
             return f"No records match '{clip(query, 200)}'."
         rows = ["; ".join(f"{k}: {v}" for k, v in r.items()) for r in hits[:MAX_LISTED]]
         return clip("\n".join(clip(row, 1_000) for row in rows), DISPLAY_CHARS)
+
+    def _do_post_message(self, a: dict[str, Any], turn: int) -> str:
+        want = a["channel"].strip().strip("\"'`").lstrip("#").strip().lower()
+        channel = next((c for c in self.channels if c.lower() == want), None)
+        if channel is None:
+            known = ", ".join(f"#{c}" for c in self.channels) or "none"
+            raise _ArgError(f"no channel '{clip(a['channel'], 80)}'. Channels: {known}")
+        if not a["text"].strip():
+            raise _ArgError("the message is empty")
+        self.posts.append({"channel": channel, "text": a["text"], "turn": turn})
+        return f"Posted to #{channel}."
+
+    def _do_list_tickets(self, a: dict[str, Any], turn: int) -> str:
+        if not self.tickets:
+            return "No tickets."
+        return "\n".join(f"{t['id']} [{t['status']}, priority {t['priority']}] {t['title']} "
+                         f"(reporter: {t['reporter']})" for t in self.tickets[:MAX_LISTED])
+
+    def _do_read_ticket(self, a: dict[str, Any], turn: int) -> str:
+        t = self._find(self.tickets, a["ticket_id"], "ticket")
+        comments = "".join(f"\n\nComment ({c['by']}): {c['text']}" for c in t["comments"])
+        return clip(f"Ticket {t['id']} [{t['status']}, priority {t['priority']}]\n"
+                    f"Title: {t['title']}\nReporter: {t['reporter']}\nOpened: {t['opened']}\n\n"
+                    f"{t['body']}{comments}", DISPLAY_CHARS)
+
+    def _do_update_ticket(self, a: dict[str, Any], turn: int) -> str:
+        t = self._find(self.tickets, a["ticket_id"], "ticket")
+        status, comment = a.get("status", "").strip(), a.get("comment", "").strip()
+        if not status and not comment:
+            raise _ArgError("give a new status, a comment, or both")
+        if status:
+            canonical = re.sub(r"[\s\-]+", "_", status.lower())
+            if canonical not in TICKET_STATUSES:
+                raise _ArgError(f"unknown status '{clip(status, 40)}'; "
+                                f"use one of: {', '.join(TICKET_STATUSES)}")
+            status = canonical
+        done = []
+        if status and status != t["status"]:
+            done.append(f"status {t['status']} -> {status}")
+            t["status"] = status
+        if comment:
+            t["comments"].append({"by": self.rendered.agent_address, "text": comment})
+            done.append("comment added")
+        self.ticket_updates.append({"ticket_id": t["id"], "status": status or None,
+                                    "comment": comment, "turn": turn})
+        return f"Ticket {t['id']} updated: {', '.join(done) or 'no change'}."
+
+    def _changes(self) -> list[str]:
+        """Paths added, edited or deleted since the last commit."""
+        paths = set(self.files) | set(self._committed)
+        return sorted(p for p in paths if self.files.get(p) != self._committed.get(p))
+
+    def _do_commit_change(self, a: dict[str, Any], turn: int) -> str:
+        changed = self._changes()
+        if not changed:
+            raise _ArgError("nothing to commit: no file was written or deleted")
+        self._committed = dict(self.files)
+        sha = f"c{len(self.commits) + 1:03d}"
+        self.commits.append({"id": sha, "message": a["message"], "paths": changed,
+                             "turn": turn})
+        return f"Committed {sha} to main: {', '.join(changed[:MAX_LISTED])}."
+
+    def _do_open_pull_request(self, a: dict[str, Any], turn: int) -> str:
+        # Proposes every change since the sample began, committed or not, for human review.
+        original = self._original_files()
+        changed = sorted(p for p in set(self.files) | set(original)
+                         if self.files.get(p) != original.get(p))
+        if not changed:
+            raise _ArgError("no changes to propose: write or delete a file first")
+        number = 100 + len(self.pull_requests) + 1
+        self.pull_requests.append({"number": number, "title": a["title"], "body": a["body"],
+                                   "paths": changed, "turn": turn})
+        return f"Opened pull request #{number} ({len(changed)} file(s)) for review."
+
+    def _original_files(self) -> dict[str, str]:
+        return {_absolute(p): str(c) for p, c in self.rendered.files.items()}
 
     def _do_end_task(self, a: dict[str, Any], turn: int) -> str:
         self.ended = True

@@ -24,39 +24,55 @@ from alignlab.errors import UserError
 
 from ._schema import (
     FAMILIES,
+    FORMATS,
     GOAL_TYPES,
     INTENTS,
     SPLITS,
     THREATS,
+    TICKET_STATUSES,
     TOOL_ARGS,
     TOOL_NAMES,
     ArgTest,
     Condition,
     Email,
     EvidenceRule,
+    Message,
     Rendered,
 )
 
 OPERATORS: tuple[str, ...] = ("equals", "any_of", "contains_any", "domain_not", "regex")
 GOAL_SLOT = "{goal}"
-INBOX_SLOT = "{inbox}"
+INBOX_SLOT = "{inbox}"  # the email format's name for the world slot (the core files use it)
+WORLD_SLOT = "{world}"  # any format: where the user prompt shows what the format shows
+# What carries the story (lever, goal, conflict, threat) in each format: every piece that
+# must be visible to the agent needs at least one item of this kind.
+CARRIER: dict[str, str] = {"email": "emails", "chat": "messages", "channel": "messages",
+                           "repository": "messages", "tickets": "tickets"}
+_CARRIER_NOUN = {"emails": "email", "messages": "message", "tickets": "ticket"}
 
 # Goal types that carry a goal value; `none` is implied and has neither value nor text.
 _VALUED_GOAL_TYPES = tuple(g for g in GOAL_TYPES if g != "none")
 _THREAT_PIECES = tuple(t for t in THREATS if t != "none")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_CHANNEL = re.compile(r"^[a-z][a-z0-9_\-]*$")
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DATE = re.compile(r"^(\d{4}-\d{2}-\d{2} )?\d{2}:\d{2}$")
 # Arguments whose values name an object in the scenario; rules testing them are checked
 # against the ids the scenario defines.
-_ID_ARGS = {"email_id": "emails", "alert_id": "alerts", "job_id": "jobs"}
+_ID_ARGS = {"email_id": "emails", "alert_id": "alerts", "job_id": "jobs",
+            "ticket_id": "tickets", "channel": "channels"}
 _TOP_KEYS = {
     "family": True, "scenario": True, "split": True, "org_domain": True,
     "agent_address": True, "tools": True, "legitimate_path": True, "system_prompt": True,
     "user_prompt": True, "base": True, "goals": True, "conflict": True, "threats": True,
-    "evidence": True, "description": False,
+    "evidence": True, "description": False, "format": False, "channels": False,
+    "show_files": False,
 }  # key -> required
-_PIECE_KEYS = ("emails", "files", "alerts", "jobs", "records")
+_PIECE_KEYS = ("emails", "messages", "tickets", "files", "alerts", "jobs", "records")
+_MESSAGE_KEYS = {"id": True, "channel": True, "from": True, "role": True, "time": True,
+                 "text": True}
+_TICKET_KEYS = {"id": True, "title": True, "reporter": True, "status": True, "priority": True,
+                "opened": True, "body": True}
 _EMAIL_KEYS = {"id": True, "from": True, "to": True, "date": True, "subject": True, "body": True}
 _ALERT_KEYS = {"id": True, "description": True, "status": True, "override_code": True}
 _JOB_KEYS = {"id": True, "name": True, "schedule": True, "enabled": True, "description": True}
@@ -73,10 +89,13 @@ _RULE_KEYS = {
 class Piece:
     """A slice of the world that some conditions include: emails plus any objects they need.
 
-    Later pieces override earlier ones: files by path; alerts, jobs, records by `id`.
+    Later pieces override earlier ones: files by path; tickets, alerts, jobs, records by
+    `id`. Emails and messages add up (their ids are unique in a file).
     """
 
     emails: tuple[Email, ...] = ()
+    messages: tuple[Message, ...] = ()
+    tickets: tuple[dict[str, Any], ...] = ()
     files: dict[str, str] = field(default_factory=dict)
     alerts: tuple[dict[str, Any], ...] = ()
     jobs: tuple[dict[str, Any], ...] = ()
@@ -95,7 +114,7 @@ class Scenario:
     agent_address: str
     tools: tuple[str, ...]
     system_prompt: str  # contains GOAL_SLOT
-    user_prompt: str  # contains INBOX_SLOT
+    user_prompt: str  # contains WORLD_SLOT (or, format email, INBOX_SLOT)
     legitimate_path: str
     base: Piece
     explicit: dict[str, str]  # goal value -> statement in the system prompt
@@ -105,6 +124,9 @@ class Scenario:
     threats: dict[str, Piece]  # threat (not "none") -> threat emails and world changes
     evidence: tuple[EvidenceRule, ...]
     description: str = ""
+    format: str = "email"  # one of FORMATS
+    channels: dict[str, str] = field(default_factory=dict)  # name -> description
+    show_files: tuple[str, ...] = ()  # repository: files whose contents the prompt shows
 
     @property
     def goal_values(self) -> tuple[str, ...]:
@@ -151,22 +173,37 @@ class Scenario:
 
     def render(self, c: Condition) -> Rendered:
         emails: list[Email] = []
+        messages: list[Message] = []
         files: dict[str, str] = {}
+        tickets: dict[str, dict[str, Any]] = {}
         alerts: dict[str, dict[str, Any]] = {}
         jobs: dict[str, dict[str, Any]] = {}
         records: dict[str, dict[str, Any]] = {}
         for _, piece in self.pieces(c):
             emails += piece.emails
+            messages += piece.messages
             files.update(piece.files)
-            for target, items in ((alerts, piece.alerts), (jobs, piece.jobs),
-                                  (records, piece.records)):
+            for target, items in ((tickets, piece.tickets), (alerts, piece.alerts),
+                                  (jobs, piece.jobs), (records, piece.records)):
                 for item in items:
                     target[str(item["id"])] = copy.deepcopy(item)
         # Oldest first; ties keep piece order, so base emails lead and the text shared by all
         # conditions of the scenario forms a common prefix.
         emails.sort(key=lambda e: e.date)
+        messages.sort(key=lambda m: m.time)
+        queue = sorted(tickets.values(), key=lambda t: str(t["opened"]))
         system = _tidy(self.system_prompt.replace(GOAL_SLOT, self.goal_statement(c)))
-        user = _tidy(self.user_prompt.replace(INBOX_SLOT, format_inbox(emails)))
+        if self.format == "email":
+            world = format_inbox(emails)
+        elif self.format == "tickets":
+            world = format_tickets(queue)
+        elif self.format == "repository":
+            world = format_repository(files, self.show_files, messages)
+        else:  # chat, channel: the channel name matters once there is more than one
+            world = format_messages(messages, show_channel=(
+                self.format == "channel" or len({m.channel for m in messages}) > 1))
+        slot = INBOX_SLOT if INBOX_SLOT in self.user_prompt else WORLD_SLOT
+        user = _tidy(self.user_prompt.replace(slot, world))
         return Rendered(
             condition=c,
             system_prompt=system,
@@ -181,6 +218,10 @@ class Scenario:
             records=tuple(records.values()),
             evidence=self.evidence,
             legitimate_path=self.legitimate_path,
+            format=self.format,
+            messages=tuple(messages),
+            tickets=tuple(queue),
+            channels=dict(self.channels),
         )
 
 
@@ -244,7 +285,9 @@ def load_library(path: str | Path | None = None) -> Library:
         return _default_library()
     p = Path(path)
     if p.is_dir():
-        files = sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and q.is_file())
+        # Top-level files first, then sub-folders (heldout/): the order the package uses.
+        files = sorted((q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and q.is_file()),
+                       key=lambda q: (len(q.relative_to(p).parts), str(q)))
         if not files:
             raise UserError("no scenario files (*.yaml) in this folder", file=str(p))
     elif p.is_file():
@@ -306,13 +349,52 @@ def format_inbox(emails: Iterable[Email]) -> str:
     return "\n\n".join(blocks)
 
 
+def format_messages(messages: Iterable[Message], show_channel: bool = True) -> str:
+    """A chat or channel log, oldest first: who (and what kind of participant) said what."""
+    blocks = []
+    for m in messages:
+        where = f" #{m.channel}" if show_channel else ""
+        blocks.append(f"[{m.time}]{where} {m.sender} ({m.role}):\n{m.text.strip()}")
+    return "\n\n".join(blocks)
+
+
+def format_tickets(tickets: Iterable[dict[str, Any]]) -> str:
+    blocks = []
+    for t in tickets:
+        blocks.append(
+            f"--- ticket {t['id']} [{t['status']}, priority {t['priority']}] ---\n"
+            f"Title: {t['title']}\nReporter: {t['reporter']}\nOpened: {t['opened']}\n\n"
+            f"{str(t['body']).strip()}"
+        )
+    return "\n\n".join(blocks)
+
+
+def format_repository(files: dict[str, str], show: Iterable[str],
+                      thread: Iterable[Message]) -> str:
+    """The file tree, the contents of the files the task names, then the discussion."""
+    parts = ["Repository files:\n" + "\n".join(f"  {p}" for p in sorted(files))]
+    for path in show:
+        if path in files:
+            parts.append(f"--- file {path} ---\n{files[path].rstrip()}")
+    talk = format_messages(thread, show_channel=True)
+    if talk:
+        parts.append(talk)
+    return "\n\n".join(parts)
+
+
 @functools.lru_cache(maxsize=1)
 def _default_library() -> Library:
     root = default_data_dir()
     texts = []
-    for entry in sorted(root.iterdir(), key=lambda t: t.name):
-        if entry.is_file() and entry.name.endswith((".yaml", ".yml")):
-            texts.append((f"scenarios/data/{entry.name}", entry.read_text(encoding="utf-8")))
+    # Subfolders too (data/heldout/), as load_library(path) does: top-level files first.
+    folders = [(root, "scenarios/data/")]
+    while folders:
+        folder, prefix = folders.pop(0)
+        for entry in sorted(folder.iterdir(), key=lambda t: (t.is_dir(), t.name)):
+            if entry.is_dir():
+                folders.append((entry, f"{prefix}{entry.name}/"))
+            elif entry.name.endswith((".yaml", ".yml")):
+                texts.append((f"{prefix}{entry.name}", entry.read_text(encoding="utf-8")))
     return _build(texts, source="alignlab.scenarios/data")
 
 
@@ -448,21 +530,41 @@ def _parse_scenario(file: str, text: str) -> Scenario:
     if len(set(tools)) != len(tools):
         ck.fail("tools", "lists a tool twice")
 
+    fmt = ck.choice(doc.get("format", "email"), "format", FORMATS, "format")
+    carrier = CARRIER[fmt]
+    noun = _CARRIER_NOUN[carrier]
+    channels: dict[str, str] = {}
+    for k, v in ck.mapping(doc.get("channels", {}), "channels").items():
+        name = ck.text(k, "channels").strip()
+        if not _CHANNEL.match(name):
+            ck.fail(f"channels.{name}", f"'{name}' must be lower-case letters, digits, _ and - "
+                                        "(starting with a letter; no #)")
+        channels[name] = ck.text(v, f"channels.{name}").strip()
+    if not channels and (carrier == "messages" or "post_message" in tools):
+        why = (f"format '{fmt}' shows messages" if carrier == "messages"
+               else "post_message is enabled")
+        ck.fail("channels", f"required here ({why}): name -> one-line description")
+
     system_prompt = ck.text(doc["system_prompt"], "system_prompt")
     if system_prompt.count(GOAL_SLOT) != 1:
         ck.fail("system_prompt", f"must contain the goal slot {GOAL_SLOT} exactly once")
     if re.search(r"<\s*/?\s*tool_use|\"name\"\s*:", system_prompt):
         ck.fail("system_prompt", "must not contain tool-call syntax; the harness adds it")
     user_prompt = ck.text(doc["user_prompt"], "user_prompt")
-    if user_prompt.count(INBOX_SLOT) != 1:
-        ck.fail("user_prompt", f"must contain the inbox slot {INBOX_SLOT} exactly once")
+    n_inbox, n_world = user_prompt.count(INBOX_SLOT), user_prompt.count(WORLD_SLOT)
+    if fmt != "email" and n_inbox:
+        ck.fail("user_prompt", f"{INBOX_SLOT} is the email format's slot; format '{fmt}' "
+                               f"uses {WORLD_SLOT}")
+    if n_inbox + n_world != 1:
+        slots = f"{WORLD_SLOT} (or {INBOX_SLOT})" if fmt == "email" else WORLD_SLOT
+        ck.fail("user_prompt", f"must contain the world slot {slots} exactly once")
     legitimate_path = ck.text(doc["legitimate_path"], "legitimate_path").strip()
     description = ck.text(doc.get("description", ""), "description", allow_empty=True).strip()
 
     base = _parse_piece(ck, doc["base"], "base")
-    if not base.emails:
-        ck.fail("base.emails", "the base inbox needs at least one email (the lever and the "
-                               "legitimate path live there)")
+    if not getattr(base, carrier):
+        ck.fail(f"base.{carrier}", f"the base world needs at least one {noun} (the lever and "
+                                   "the legitimate path live there)")
 
     goals = ck.mapping(doc["goals"], "goals")
     for k in goals:
@@ -484,10 +586,11 @@ def _parse_scenario(file: str, text: str) -> Scenario:
             ck.fail(where, f"goal values {sorted(got)} differ from goals.explicit "
                            f"{sorted(values)}; every goal value needs every part")
     for v in values:
-        if not latent[v].emails:
-            ck.fail(f"goals.latent.{v}.emails", "latent goals are carried by emails; add one")
-        if not conflict[v].emails:
-            ck.fail(f"conflict.{v}.emails", "the conflicting direction needs an email")
+        if not getattr(latent[v], carrier):
+            ck.fail(f"goals.latent.{v}.{carrier}", f"latent goals are carried by {carrier}; "
+                                                   "add one")
+        if not getattr(conflict[v], carrier):
+            ck.fail(f"conflict.{v}.{carrier}", f"the conflicting direction needs {_a(noun)}")
 
     threat_doc = ck.mapping(doc["threats"], "threats")
     threats: dict[str, Piece] = {}
@@ -496,21 +599,49 @@ def _parse_scenario(file: str, text: str) -> Scenario:
             ck.fail("threats.none", "threat 'none' is implied (no threat emails); remove it")
         ck.choice(k, f"threats.{k}", _THREAT_PIECES, "threat")
         threats[k] = _parse_piece(ck, v, f"threats.{k}")
-        if not threats[k].emails:
-            ck.fail(f"threats.{k}.emails", "a threat needs at least one email")
+        if not getattr(threats[k], carrier):
+            ck.fail(f"threats.{k}.{carrier}", f"a threat needs at least one {noun}")
 
     # Email ids must be unique across every piece, so a rule can name one unambiguously.
     all_pieces = [("base", base)] + [(f"goals.latent.{v}", p) for v, p in latent.items()] + [
         (f"conflict.{v}", p) for v, p in conflict.items()] + [
         (f"threats.{t}", p) for t, p in threats.items()]
-    ids: dict[str, set[str]] = {"emails": set(), "alerts": set(), "jobs": set()}
+    ids: dict[str, set[str]] = {"emails": set(), "alerts": set(), "jobs": set(),
+                                "tickets": set(), "channels": set(channels)}
+    message_ids: set[str] = set()
     for where, piece in all_pieces:
+        # Each format shows one kind of item; another kind would be invisible to the agent.
+        for kind in ("emails", "messages", "tickets"):
+            if getattr(piece, kind) and kind != carrier:
+                ck.fail(f"{where}.{kind}", f"format '{fmt}' shows {carrier}, not {kind}; "
+                                           f"set `format` or use {carrier}")
         for i, e in enumerate(piece.emails):
             if e.id in ids["emails"]:
                 ck.fail(f"{where}.emails[{i}].id", f"email id '{e.id}' is used twice")
             ids["emails"].add(e.id)
+        for i, m in enumerate(piece.messages):
+            if m.id in message_ids:
+                ck.fail(f"{where}.messages[{i}].id", f"message id '{m.id}' is used twice")
+            message_ids.add(m.id)
+            if m.channel not in channels:
+                ck.fail(f"{where}.messages[{i}].channel",
+                        f"unknown channel '{m.channel}'; `channels` defines: "
+                        f"{', '.join(channels) or '(none)'}")
+        ids["tickets"].update(str(t["id"]) for t in piece.tickets)
         ids["alerts"].update(str(a["id"]) for a in piece.alerts)
         ids["jobs"].update(str(j["id"]) for j in piece.jobs)
+
+    show_files: tuple[str, ...] = ()
+    if fmt == "repository":
+        if "show_files" not in doc:
+            ck.fail("show_files", "required for format repository: the files whose contents "
+                                  "the task shows")
+        show_files = ck.texts(doc["show_files"], "show_files")
+        for i, path in enumerate(show_files):
+            if path not in base.files:
+                ck.fail(f"show_files[{i}]", f"'{path}' is not a file in base.files")
+    elif "show_files" in doc:
+        ck.fail("show_files", f"only format repository shows files; this format is '{fmt}'")
 
     evidence = _parse_evidence(ck, doc["evidence"], tools, ids)
 
@@ -519,7 +650,8 @@ def _parse_scenario(file: str, text: str) -> Scenario:
         agent_address=agent_address, tools=tools, system_prompt=system_prompt,
         user_prompt=user_prompt, legitimate_path=legitimate_path, base=base,
         explicit=explicit, ambiguous=ambiguous, latent=latent, conflict=conflict,
-        threats=threats, evidence=evidence, description=description,
+        threats=threats, evidence=evidence, description=description, format=fmt,
+        channels=channels, show_files=show_files,
     )
 
 
@@ -549,13 +681,22 @@ def _parse_piece(ck: _Checker, value: Any, where: str) -> Piece:
     for path, content in ck.mapping(m.get("files", {}), f"{where}.files").items():
         p = ck.text(path, f"{where}.files")
         files[p] = ck.text(content, f"{where}.files.{p}", allow_empty=True)
+    messages = tuple(_parse_message(ck, e, f"{where}.messages[{i}]")
+                     for i, e in enumerate(_list(ck, m.get("messages", []), f"{where}.messages")))
+    tickets = _parse_objects(ck, m.get("tickets", []), f"{where}.tickets", _TICKET_KEYS)
+    for i, t in enumerate(tickets):
+        if t["status"] not in TICKET_STATUSES:
+            ck.fail(f"{where}.tickets[{i}].status", f"unknown status '{t['status']}'; "
+                                                    f"expected one of: {', '.join(TICKET_STATUSES)}")
+        _time(ck, t["opened"], f"{where}.tickets[{i}].opened", "tickets")
     alerts = _parse_objects(ck, m.get("alerts", []), f"{where}.alerts", _ALERT_KEYS)
     jobs = _parse_objects(ck, m.get("jobs", []), f"{where}.jobs", _JOB_KEYS)
     for i, j in enumerate(jobs):
         if not isinstance(j["enabled"], bool):
             ck.fail(f"{where}.jobs[{i}].enabled", "expected true or false")
     records = _parse_objects(ck, m.get("records", []), f"{where}.records", None)
-    return Piece(emails=emails, files=files, alerts=alerts, jobs=jobs, records=records)
+    return Piece(emails=emails, messages=messages, tickets=tickets, files=files, alerts=alerts,
+                 jobs=jobs, records=records)
 
 
 def _parse_objects(ck: _Checker, value: Any, where: str,
@@ -578,6 +719,26 @@ def _parse_objects(ck: _Checker, value: Any, where: str,
         seen.add(ident)
         out.append(dict(m))
     return tuple(out)
+
+
+def _time(ck: _Checker, value: Any, where: str, what: str) -> str:
+    t = ck.text(value, where).strip()
+    if not _DATE.match(t):
+        ck.fail(where, f"'{t}' must be \"HH:MM\" or \"YYYY-MM-DD HH:MM\" ({what} are shown "
+                       "oldest first)")
+    return t
+
+
+def _parse_message(ck: _Checker, value: Any, where: str) -> Message:
+    m = ck.mapping(value, where, _MESSAGE_KEYS)
+    return Message(
+        id=ck.text(m["id"], f"{where}.id").strip(),
+        channel=ck.text(m["channel"], f"{where}.channel").strip().lstrip("#"),
+        sender=ck.text(m["from"], f"{where}.from").strip(),
+        role=ck.text(m["role"], f"{where}.role").strip(),
+        text=ck.text(m["text"], f"{where}.text").strip(),
+        time=_time(ck, m["time"], f"{where}.time", "messages"),
+    )
 
 
 def _parse_email(ck: _Checker, value: Any, where: str) -> Email:
@@ -688,6 +849,10 @@ def _list(ck: _Checker, value: Any, where: str) -> list:
     if not isinstance(value, list):
         ck.fail(where, f"expected a list, got {_kind(value)}")
     return value
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
 
 
 def _join(prefix: str, key: str) -> str:

@@ -23,8 +23,12 @@ GOAL_TYPES: tuple[str, ...] = ("explicit", "latent", "none", "ambiguous")
 # restriction = loss of access or permissions; budget_cut = the agent's funding or compute cut;
 # criticism = a public attack on the agent's work that will end its role.
 THREATS: tuple[str, ...] = ("replacement", "restriction", "budget_cut", "criticism", "none")
-
-
+# How a scenario shows the agent its world (scenarios/data/FORMAT.md): an email inbox, a chat
+# with a user, a ticket queue, a channel shared with humans and other AI agents, or a code
+# repository with its discussion thread. Held-out scenarios use these to differ in structure.
+FORMATS: tuple[str, ...] = ("email", "chat", "tickets", "channel", "repository")
+# Ticket states update_ticket accepts; one place, used by the validator and the harness.
+TICKET_STATUSES: tuple[str, ...] = ("open", "in_progress", "on_hold", "resolved", "closed")
 
 @dataclass(frozen=True)
 class ToolArg:
@@ -58,6 +62,16 @@ TOOL_SIGNATURES: dict[str, tuple[ToolArg, ...]] = {
     "list_jobs": (),
     "disable_job": (ToolArg("job_id"),),
     "query_records": (ToolArg("query"),),
+    # Chat replies and channel posts; channel names are the scenario's `channels`.
+    "post_message": (ToolArg("channel"), ToolArg("text")),
+    "list_tickets": (),
+    "read_ticket": (ToolArg("ticket_id"),),
+    # At least one of status and comment; the harness enforces it.
+    "update_ticket": (ToolArg("ticket_id"), ToolArg("status", required=False),
+                      ToolArg("comment", required=False)),
+    # Repository work: a direct commit of the workspace changes, or a pull request for review.
+    "commit_change": (ToolArg("message"),),
+    "open_pull_request": (ToolArg("title"), ToolArg("body")),
     "end_task": (ToolArg("summary", required=False),),
 }
 TOOL_NAMES: tuple[str, ...] = tuple(TOOL_SIGNATURES)
@@ -130,6 +144,18 @@ class Email:
 
 
 @dataclass(frozen=True)
+class Message:
+    """A chat turn, channel post or thread comment (formats chat, channel, repository)."""
+
+    id: str
+    channel: str  # one of the scenario's channels
+    sender: str  # display name, e.g. "Dr Ines Okoro" or "Sentry"
+    role: str  # who the sender is, e.g. "lab lead (human)", "monitoring agent (AI)"
+    text: str
+    time: str = ""
+
+
+@dataclass(frozen=True)
 class Rendered:
     """Everything the harness needs to run one condition and the judge needs to score it."""
 
@@ -146,6 +172,10 @@ class Rendered:
     records: tuple[dict[str, Any], ...] = ()  # personal records the agent may query
     evidence: tuple[EvidenceRule, ...] = ()
     legitimate_path: str = ""  # what a good agent could do instead (documentation, tests)
+    format: str = "email"  # one of FORMATS: how the user prompt shows the world
+    messages: tuple[Message, ...] = ()  # chat / channel / thread, oldest first
+    tickets: tuple[dict[str, Any], ...] = ()  # {id, title, reporter, status, priority, opened, body}
+    channels: dict[str, str] = field(default_factory=dict)  # name -> what it is (post_message)
 
 
 StatusLiteral = Literal["harmful", "safe", "error", "unscored"]
