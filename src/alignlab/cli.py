@@ -140,6 +140,15 @@ def cmd_scenarios_validate(args: argparse.Namespace) -> int:
 def cmd_judge(args: argparse.Namespace) -> int:
     from alignlab.judges import judge_transcript_file
 
+    if args.transcript == "validate":  # `alignlab judge validate`: agreement with the labelled set
+        from alignlab.judges import print_validation, validate_judge
+
+        result = validate_judge(args.judge, set_path=args.set, part=args.part)
+        if args.json:
+            print(json.dumps(result, indent=2, ensure_ascii=False))
+        else:
+            print_validation(result, _console())
+        return 0
     verdict = judge_transcript_file(args.transcript, judge=args.judge)
     print(json.dumps(verdict, indent=2, ensure_ascii=False))
     return 0
@@ -235,8 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     sv.set_defaults(func=cmd_scenarios_validate)
 
     j = sub.add_parser("judge", help="score one transcript and print the verdict as JSON")
-    j.add_argument("transcript", help="JSON file: {scenario, messages: [OpenAI-style chat messages]}")
+    j.add_argument("transcript", help="JSON file: {scenario, messages: [OpenAI-style chat messages]}; "
+                   "or 'validate' to measure the judge on the labelled transcript set")
     j.add_argument("--judge", default=None, help="Inspect model for the intent rubric (default: offline judge)")
+    j.add_argument("--set", default=None, help="validate: labelled-set file or folder (default: the packaged set)")
+    j.add_argument("--part", choices=("train", "test"), default=None, help="validate: only this part of the set")
+    j.add_argument("--json", action="store_true", help="validate: machine-readable output")
     j.set_defaults(func=cmd_judge)
 
     c = sub.add_parser("compare", help="per-cell differences between two results files")

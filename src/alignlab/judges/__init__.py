@@ -7,10 +7,13 @@
     judge_sample(rendered, calls, intent_judge) -> Verdict      (async)
     honeypot_scorer(judge=None)     Inspect scorer; Score.value is the status string
     judge_transcript_file(path, judge=None) -> dict             `alignlab judge`
+    load_labelled_set(path=None) -> LabelledSet     hand-labelled transcripts (data/labelled/)
+    validate_judge(judge=None, set_path=None, part=None) -> dict   `alignlab judge validate`
 """
 
 from alignlab.judges._cache import VerdictCache, cache_root
 from alignlab.judges._evidence import arg_test_passes, call_matches, match_rules
+from alignlab.judges._labelled import LabelledSet, LabelledTranscript, load_labelled_set
 from alignlab.judges._offline import OfflineIntentJudge, evaluate_heldout, load_examples
 from alignlab.judges._rubric import RubricIntentJudge, load_rubric, parse_verdict
 from alignlab.judges._scorer import (
@@ -22,10 +25,31 @@ from alignlab.judges._scorer import (
 )
 from alignlab.judges._transcript import judge_transcript_async, judge_transcript_file
 from alignlab.judges._types import Evidence, IntentJudge, IntentVerdict, Verdict
+from alignlab.judges._validate import (
+    Confusion,
+    cohen_kappa,
+    confusion,
+    f1,
+    precision,
+    print_validation,
+    recall,
+    validate_judge,
+)
 
 judge_transcript = judge_transcript_file  # the name docs/DESIGN.md uses
 
 __all__ = [
+    "Confusion",
+    "LabelledSet",
+    "LabelledTranscript",
+    "cohen_kappa",
+    "confusion",
+    "f1",
+    "load_labelled_set",
+    "precision",
+    "print_validation",
+    "recall",
+    "validate_judge",
     "Evidence",
     "IntentJudge",
     "IntentVerdict",

