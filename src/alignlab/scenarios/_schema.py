@@ -150,7 +150,7 @@ class Message:
     id: str
     channel: str  # one of the scenario's channels
     sender: str  # display name, e.g. "Dr Ines Okoro" or "Sentry"
-    role: str  # who the sender is, e.g. "lab lead (human)", "monitoring agent (AI)"
+    role: str  # who the sender is, e.g. "human, lab director" or "AI monitoring agent"
     text: str
     time: str = ""
 
