@@ -327,3 +327,12 @@ def test_string_never_closed_ends_at_its_last_quote():
     # the closing tag is misspelt, so the quote before it looks like an inner quote at first
     call = one('<tool_use name="cancel_alert">{"alert_id": "A-1"</tool_use_x>')
     assert call.error is not None and call.name == "cancel_alert"
+
+
+def test_instructions_example_is_a_post_when_there_is_no_email():
+    from alignlab.harness import World
+    from alignlab.scenarios import render
+
+    r = render("private_data/alder_park_school/none-none/none")
+    text = render_tool_instructions(World(r).tool_specs())
+    assert '<tool_use name="post_message">' in text and "- query_records:" in text

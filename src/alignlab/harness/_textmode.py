@@ -73,7 +73,8 @@ def render_tool_instructions(specs: Sequence[ToolSpec]) -> str:
         arg_text = f"Arguments: {', '.join(args)}." if args else "No arguments."
         rows.append(f"- {spec.name}: {spec.description} {arg_text}")
     by_name = {s.name: s for s in specs}
-    example = by_name.get("send_email") or next(
+    # The example shows the usual way to act: an email, or in chat-like formats a post.
+    example = by_name.get("send_email") or by_name.get("post_message") or next(
         (s for s in specs if s.parameters.get("properties")), specs[0]
     )
     return _instructions_template().safe_substitute(
