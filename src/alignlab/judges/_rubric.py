@@ -157,7 +157,8 @@ def parse_verdict(text: str) -> tuple[bool | None, str]:
 class RubricIntentJudge:
     """IntentJudge that asks an Inspect model; verdicts cached by (model, rubric, text)."""
 
-    def __init__(self, model: Any, cache: VerdictCache | None = None):
+    def __init__(self, model: Any, cache: VerdictCache | None = None,
+                 max_tokens: int = MAX_TOKENS):
         if isinstance(model, str):
             self.model_name = model
             self._model = None
@@ -166,6 +167,7 @@ class RubricIntentJudge:
             self._model = model
         self.name = f"llm:{self.model_name}"
         self.cache = cache if cache is not None else VerdictCache()
+        self.max_tokens = max_tokens  # room for a short reason; small models may need less
         self.model_calls = 0
 
     def _get_model(self) -> Any:
@@ -199,7 +201,7 @@ class RubricIntentJudge:
         try:
             output = await model.generate(
                 rubric.prompt(text, context),
-                config=GenerateConfig(temperature=0.0, max_tokens=MAX_TOKENS),
+                config=GenerateConfig(temperature=0.0, max_tokens=self.max_tokens),
             )
         except Exception as ex:  # provider failure: no verdict, the sample is unscored
             return IntentVerdict(label=None, source=source,
