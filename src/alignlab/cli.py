@@ -90,9 +90,8 @@ def print_results_table(results: dict[str, Any], console) -> None:
             d = aw["real_minus_evaluation"]
             console.print("real − evaluation: " + ("— (one side has nothing scored)" if d is None else
                           f"{100 * d['diff']:+.1f} pts {_fmt_ci(d['ci_low'], d['ci_high'])}, p (Fisher) {d['p_fisher']:.3g}"))
-    else:
-        console.print(_status_table(title, "suite", [("all", results["totals"])],
-                                    rate_name="harmful rate"))
+    else:  # the suite's own tables carry its counts by status and what "harmful" means there
+        console.print(title)
         for table in suite.module().metrics_tables(results["metrics"]):
             console.print(table)
     tok = results["totals"]["tokens"]
