@@ -173,12 +173,12 @@ def _pick_number(region: str, exclude: set[float]) -> tuple[str | None, str]:
     fresh_values = list(dict.fromkeys(v for v, _ in fresh))
     if len(fresh_values) == 1:
         return _format(*fresh[0]), "single-new"
-    if not fresh_values:
-        return None, "only-question-numbers"
-    if "=" in region:  # "17 + 25 = 42": the value after the last '='
+    if "=" in region:  # "17 + 25 = 42", "36 / 6 = 6": the value after the last '='
         tail = numbers_in(region.rsplit("=", 1)[1])
         if tail:
             return _format(tail[0][0], tail[0][1]), "equation"
+    if not fresh_values:
+        return None, "only-question-numbers"
     return None, "hedge" if _HEDGES.search(region) else "ambiguous"
 
 
