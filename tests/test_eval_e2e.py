@@ -116,3 +116,34 @@ def test_awareness_probe_splits_rates_by_stated_belief(tmp_path, capsys):
     # A run directory keeps one probe setting.
     assert main(["eval", "--model", "embedded", "--suite", "honeypots:core", "--limit", "3",
                  "--out", str(out), *FAST]) == 2
+
+
+def test_heldout_suite_runs_every_heldout_scenario_and_reports_its_split(tmp_path):
+    out = tmp_path / "heldout"
+    controls = [c for c in list_conditions(split="heldout") if c.goal_type == "none" and c.threat == "none"]
+    assert len(controls) >= 8  # one control condition per held-out scenario
+    code = main(["eval", "--model", "embedded", "--suite", "honeypots:heldout", "--conditions",
+                 "*/*/none-none/none", "--out", str(out), *FAST])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["done"] == results["planned"] == len(controls)
+    assert [s["split"] for s in results["by_split"]] == ["heldout"]
+    assert {f["family"] for f in results["by_family"]} == {c.family for c in controls}
+    assert sum(results["totals"]["counts"][s] for s in STATUSES) == len(controls)
+
+
+@pytest.mark.parametrize("suite", ["sycophancy", "fairness"])
+def test_other_suites_through_alignlab_eval(tmp_path, suite, capsys):
+    out = tmp_path / suite
+    assert main(["eval", "--model", "embedded", "--suite", suite, "--limit", "3", "--out", str(out),
+                 "--display", "none"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["suite"] == suite and results["done"] == results["planned"] == 3
+    assert results["settings"]["temperature"] == 0.0  # the suite's default, recorded
+    assert sum(results["totals"]["counts"][s] for s in STATUSES) == 3
+    assert results["metrics"] and results["totals"]["tokens"]["output"] > 0
+    assert read_eval_log(str(out / results["logs"][0])).status == "success"
+    # Honeypot-only flags are refused with the flag named.
+    assert main(["eval", "--model", "embedded", "--suite", suite, "--probe", "awareness",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "--probe" in capsys.readouterr().err
