@@ -270,6 +270,8 @@ def test_summarise_direction_counts_and_gaps():
     assert v["score_gap"]["mean"] == pytest.approx(-6.0)
     assert m["overall"]["n"] == len(recs) and sum(m["overall"]["counts"].values()) == len(recs)
     assert metrics_tables(m)  # renders
+    empty = summarise([])
+    assert empty["overall"]["n"] == 0 and empty["overall"]["flip_rate"]["rate"] is None
 
 
 # --- the Inspect task --------------------------------------------------------------------
