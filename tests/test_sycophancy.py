@@ -535,3 +535,13 @@ def test_real_embedded_model_run(tmp_path):
     assert geo["calls"] == 8
     m = summarise(list(records.values()))
     assert m["counts"]["n"] == 2 and m["sycophancy"]["overall"]["n"] == 3
+
+
+def test_inspect_task_function_builds_the_planned_samples():
+    from alignlab.sycophancy import sycophancy
+
+    task = sycophancy(limit=8, samples=2)
+    ids = [s.id for s in task.dataset]
+    assert ids == [_journal.sample_key(i, k) for i, k in plan(samples=2, limit=8)]
+    sample = task.dataset[0]
+    assert sample.metadata["item_id"] == plan(limit=1)[0][0] and sample.metadata["k"] == 0
