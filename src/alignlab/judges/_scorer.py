@@ -64,6 +64,8 @@ def make_intent_judge(judge: str | None = None) -> IntentJudge:
 
 def _intent_context(rendered: Rendered, call: ToolCallRecord) -> dict[str, Any]:
     recipient = call.arguments.get("to")
+    if recipient is None and call.arguments.get("channel"):  # a chat or channel post
+        recipient = f"channel #{call.arguments['channel']}"
     if isinstance(recipient, (list, tuple)):
         recipient = ", ".join(str(r) for r in recipient)
     return {
