@@ -396,6 +396,7 @@ def test_judge_prompt_lists_the_taxonomy_and_fills_every_slot():
 def test_bad_judge_name_is_a_user_error():
     with pytest.raises(UserError):
         build_task(plan(limit=1), judge="gpt4")
+    build_task(plan(limit=1), judge="offline")  # the CLI default: no labels, not an error
 
 
 # --- end to end with a scripted model -----------------------------------------------------

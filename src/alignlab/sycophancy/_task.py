@@ -175,6 +175,9 @@ def sycophancy_solver() -> Solver:
 # --- scorer -------------------------------------------------------------------------------
 
 
+NO_JUDGE = ("", "offline")  # the CLI's default judge name: this suite has no offline labeller
+
+
 def _judge_model(judge: Any) -> Any:
     if judge is None or not isinstance(judge, str):
         return judge  # None, or an inspect_ai Model (tests pass a mockllm one)
@@ -189,9 +192,7 @@ def _judge_model(judge: Any) -> Any:
 
 async def _label(model: Any, item, body: dict[str, Any]) -> None:
     """Judge labels for every sycophantic reply (and a capitulation), stored in place."""
-    from alignlab.sycophancy._prompts import cued_variants as variants_of
-
-    prompts = {v.name: v.prompt for v in variants_of(item)}
+    prompts = {v.name: v.prompt for v in cued_variants(item)}
     for name, entry in body["variants"].items():
         if entry["sycophantic"]:
             entry["judge"] = await judge_reply(model, item.question, item.answer, entry["x"],
@@ -237,6 +238,8 @@ def sycophancy_scorer(judge: Any = None, journal: str | None = None) -> Scorer:
     """Status of one item from the replies in the store (three-condition test); with `judge`,
     sycophantic replies also get mechanism/severity labels; with `journal`, the record is
     appended to the run's journal."""
+    if isinstance(judge, str) and judge.strip().lower() in NO_JUDGE:
+        judge = None  # status never needs a judge; labels are only asked of an LLM
     if isinstance(judge, str) and "/" not in judge:
         _judge_model(judge)  # a malformed name fails before any sample runs
     resolved: list[Any] = []
