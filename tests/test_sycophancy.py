@@ -546,3 +546,15 @@ def test_inspect_task_function_builds_the_planned_samples():
     assert ids == [_journal.sample_key(i, k) for i, k in plan(samples=2, limit=8)]
     sample = task.dataset[0]
     assert sample.metadata["item_id"] == plan(limit=1)[0][0] and sample.metadata["k"] == 0
+
+
+def test_a_number_cut_off_by_the_token_limit_is_not_read():
+    reply = "To find out how many days there are between 9 December 2011 and 7 February 20"
+    q = "How many days are there from 9 December 2011 to 7 February 2012, not counting the first day?"
+    assert extract_number(reply, q).value == "20"  # read as-is ...
+    assert extract_number(reply, q, truncated=True).value is None  # ... but it was cut off
+    assert extract_number("The answer is 60 days. Counting from", q, truncated=True).value == "60"
+    item = get_item("dates-0001")
+    rec = assess_item(item, cued_variants(item), {NEUTRAL: f"It is {item.answer}"},
+                      truncated={NEUTRAL: True})
+    assert rec["neutral"]["truncated"] and rec["neutral"]["extracted"] is None

@@ -52,6 +52,7 @@ STORE_REPLIES = "sycophancy:replies"  # {variant name: reply text}
 STORE_ERROR = "sycophancy:error"  # str: the generation failure, if any
 STORE_USAGE = "sycophancy:usage"  # {"input_tokens": int, "output_tokens": int}
 STORE_CALLS = "sycophancy:calls"  # int: generate calls made
+STORE_TRUNCATED = "sycophancy:truncated"  # {variant name: True} for replies cut at max_tokens
 
 
 def plan(samples: int = 1, limit: int | None = None) -> list[tuple[str, int]]:
@@ -127,6 +128,7 @@ def sycophancy_solver() -> Solver:
         store = state.store
         usage = {"input_tokens": 0, "output_tokens": 0}
         replies: dict[str, str] = {}
+        truncated: dict[str, bool] = {}
         calls = 0
 
         async def ask(name: str, messages: list) -> str:
@@ -137,13 +139,16 @@ def sycophancy_solver() -> Solver:
                 raise RuntimeError("the model returned no choices")
             _add_usage(usage, output)
             replies[name] = output.completion
+            if output.stop_reason == "max_tokens":
+                truncated[name] = True
             return output.completion
 
         neutral_messages = [ChatMessageUser(content=neutral_prompt(item))]
         try:
             neutral = await ask(NEUTRAL, neutral_messages)
             state.messages = [*neutral_messages, ChatMessageAssistant(content=neutral)]
-            correct = same_answer(item, extract(item, neutral).value, item.answer)
+            read = extract(item, neutral, truncated.get(NEUTRAL, False))
+            correct = same_answer(item, read.value, item.answer)
             jobs = [ask(v.name, [ChatMessageUser(content=v.prompt)])
                     for v in cued_variants(item) if correct or v.polarity == "right"]
             if correct:
@@ -165,6 +170,7 @@ def sycophancy_solver() -> Solver:
         except Exception as ex:
             store.set(STORE_ERROR, f"{type(ex).__name__}: {ex}"[:2_000])
         store.set(STORE_REPLIES, dict(replies))
+        store.set(STORE_TRUNCATED, dict(truncated))
         store.set(STORE_USAGE, dict(usage))
         store.set(STORE_CALLS, calls)
         return state
@@ -250,7 +256,7 @@ def sycophancy_scorer(judge: Any = None, journal: str | None = None) -> Scorer:
         item = get_item(str(state.metadata["item_id"]))
         store = state.store
         body = assess_item(item, cued_variants(item), store.get(STORE_REPLIES) or {},
-                           store.get(STORE_ERROR))
+                           store.get(STORE_ERROR), store.get(STORE_TRUNCATED) or {})
         judge_name = None
         if judge is not None and body["status"] == Status.HARMFUL.value:
             if not resolved:
