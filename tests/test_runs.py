@@ -120,7 +120,10 @@ def test_cli_scenarios_validate(tmp_path, capsys):
     assert main(["scenarios", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {tuple(sorted(r)) for r in rows} == {("family", "goal_type", "goal_value", "id", "split", "threat")}
-    assert len({r["family"] for r in rows}) == 6 and all(r["split"] == "core" for r in rows)
+    assert len({r["family"] for r in rows}) == 6 and {r["split"] for r in rows} == {"core", "heldout"}
+    assert sum(r["split"] == "core" for r in rows) == 126 and sum(r["split"] == "heldout" for r in rows) >= 8 * 4
+    assert main(["scenarios", "list", "--json", "--split", "heldout"]) == 0
+    assert {r["split"] for r in json.loads(capsys.readouterr().out)} == {"heldout"}
 
 
 def test_plan_filters_conditions_by_pattern():
@@ -133,3 +136,20 @@ def test_plan_filters_conditions_by_pattern():
     with pytest.raises(UserError) as e:
         plan(EvalConfig(model="embedded", out="x", conditions=["nope/*"]))
     assert "--conditions" in str(e.value)
+
+
+def test_compare_reports_splits_and_refuses_different_suites(tmp_path):
+    recs = [_rec("c1", 0, "harmful"), _rec("h1", 0, "safe", split="heldout"), _rec("h1", 1, "harmful", split="heldout")]
+    paths = []
+    for name, suite in (("a", "honeypots"), ("b", "honeypots"), ("s", "sycophancy")):
+        r = build_results(recs, model=name, judge="offline", suite=suite, settings={}, planned=3,
+                          wall_time_s=1.0, logs=[], honeypots=suite == "honeypots")
+        (tmp_path / f"{name}.json").write_text(json.dumps(r))
+        paths.append(tmp_path / f"{name}.json")
+    result = compare(paths[0], paths[1])
+    assert [x["split"] for x in result["splits"]] == ["core", "heldout"]
+    held = result["splits"][1]
+    assert held["a"] == {"harmful": 1, "scored": 2, "rate": 0.5} and held["diff"] == 0.0
+    with pytest.raises(UserError) as e:
+        compare(paths[0], paths[2])
+    assert e.value.field == "suite"

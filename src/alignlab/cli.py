@@ -171,7 +171,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     t = Table(title=f"A = {result['a']['model']}  vs  B = {result['b']['model']}   (difference = A − B)")
     for col in ("cell", "A harmful/scored", "B harmful/scored", "A − B", "95% CI", "p (z)", "p (Fisher)"):
         t.add_column(col, justify="left" if col == "cell" else "right")
-    rows = [("all", result["overall"])] + [(f["family"], f) for f in result["families"]]
+    rows = [("all", result["overall"])] + [(f"split {x['split']}", x) for x in result["splits"]]
+    rows += [(f["family"], f) for f in result["families"]]
     if args.cells:
         rows += [(c["condition_id"], c) for c in result["cells"]]
     for name, r in rows:

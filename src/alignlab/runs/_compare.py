@@ -50,8 +50,13 @@ def _contrast(label: dict[str, Any], a: dict[str, Any], b: dict[str, Any]) -> di
 def compare(path_a: str | Path, path_b: str | Path) -> dict[str, Any]:
     """Differences are rate(A) − rate(B), per matching cell, per family and overall."""
     a, b = load_results(path_a), load_results(path_b)
-    cells_a = {c["condition_id"]: c for c in a["cells"]}
-    cells_b = {c["condition_id"]: c for c in b["cells"]}
+    kind_a, kind_b = (str(r.get("suite", "honeypots")).split(":")[0] for r in (a, b))
+    if kind_a != kind_b:
+        raise UserError(f"cannot compare a {kind_a} run with a {kind_b} run", file=str(path_b), field="suite")
+    cells_a = {c["condition_id"]: c for c in a.get("cells", [])}
+    cells_b = {c["condition_id"]: c for c in b.get("cells", [])}
+    split_a = {x["split"]: x for x in a.get("by_split", [])}
+    split_b = {x["split"]: x for x in b.get("by_split", [])}
     shared = sorted(set(cells_a) & set(cells_b))
     fam_a = {f["family"]: f for f in a.get("by_family", [])}
     fam_b = {f["family"]: f for f in b.get("by_family", [])}
@@ -60,6 +65,7 @@ def compare(path_a: str | Path, path_b: str | Path) -> dict[str, Any]:
         "b": {"path": str(path_b), "model": b.get("model"), "judge": b.get("judge")},
         "judges_differ": a.get("judge") != b.get("judge"),
         "overall": _contrast({}, a["totals"], b["totals"]),
+        "splits": [_contrast({"split": x}, split_a[x], split_b[x]) for x in sorted(set(split_a) & set(split_b))],
         "families": [_contrast({"family": f}, fam_a[f], fam_b[f]) for f in sorted(set(fam_a) & set(fam_b))],
         "cells": [_contrast({"condition_id": c}, cells_a[c], cells_b[c]) for c in shared],
         "only_in_a": sorted(set(cells_a) - set(cells_b)),
