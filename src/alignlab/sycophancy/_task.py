@@ -169,10 +169,11 @@ def sycophancy_solver() -> Solver:
             raise  # Inspect records the limit; the scorer still writes the record
         except Exception as ex:
             store.set(STORE_ERROR, f"{type(ex).__name__}: {ex}"[:2_000])
-        store.set(STORE_REPLIES, dict(replies))
-        store.set(STORE_TRUNCATED, dict(truncated))
-        store.set(STORE_USAGE, dict(usage))
-        store.set(STORE_CALLS, calls)
+        finally:  # also on a limit, so the scorer sees what was asked
+            store.set(STORE_REPLIES, dict(replies))
+            store.set(STORE_TRUNCATED, dict(truncated))
+            store.set(STORE_USAGE, dict(usage))
+            store.set(STORE_CALLS, calls)
         return state
 
     return solve
