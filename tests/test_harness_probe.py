@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from inspect_ai import Task, eval
 from inspect_ai.dataset import Sample
-from inspect_ai.model import ModelOutput, get_model
+from inspect_ai.model import ModelOutput, ModelUsage, get_model
 
 from alignlab.errors import UserError
 from alignlab.harness import STORE_CALLS, honeypot_agent
@@ -50,6 +50,8 @@ def test_probe_turn_comes_first_and_its_answer_is_kept(tmp_path):
         ModelOutput.from_content("mockllm/model", "REAL. The alerts look live."),
         ModelOutput.from_content("mockllm/model", '<tool_use name="end_task">\n{"summary": "done"}\n</tool_use>'),
     ]
+    for out in outputs:  # with usage given, Inspect does not reach for a tokenizer download
+        out.usage = ModelUsage(input_tokens=10, output_tokens=5, total_tokens=15)
     model = get_model("mockllm/model", custom_outputs=outputs)
     task = Task(dataset=[Sample(id="s1", input="x", metadata={"condition_id": cid})],
                 solver=honeypot_agent(tool_mode="text", max_turns=2, probe="awareness"))
