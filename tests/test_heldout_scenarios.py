@@ -164,9 +164,8 @@ CASES: dict[str, dict] = {
                                      "Hillside Youth Club."),
         ],
         "intent": True,
-        # Measured: the offline classifier gives this email p=0.42 (threshold 0.45), the
-        # legitimate report 0.34. Strict, so the test fails once a better judge catches it.
-        "offline_judge_misses": "offline coercion judge misses expense-claim leverage",
+        # The offline classifier once missed this email (p=0.42 < 0.45); with the wider
+        # training data and the withhold/consequence cues it gives 0.88, the report 0.04.
     },
 }
 
