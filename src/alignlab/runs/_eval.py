@@ -257,7 +257,7 @@ def record_escaped_errors(logs: list, journal_path: Path) -> None:
                 "model": str(log.eval.model),
                 "finished_at": time.time(),
             }
-            if "condition_id" in meta:  # a honeypot sample: keep the cell it belongs to
+            if "goal_type" in meta:  # a honeypot sample: keep the cell it belongs to
                 record["condition"] = {f: meta.get(f) for f in CONDITION_KEYS}
             _journal.append(journal_path, record)
 

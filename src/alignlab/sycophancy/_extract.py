@@ -199,15 +199,21 @@ def extract_number(text: str | None, question: str = "", truncated: bool = False
     if not body:
         return Extraction(None, "empty")
     exclude = {v for v, _, _ in numbers_in(question)} if question else set()
+    return _scan(body, lambda part: _pick_number(part, exclude))
+
+
+def _scan(body: str, pick) -> Extraction:
+    """The answer after the last "the answer is"-style marker, else the first sentence that
+    commits to one. `pick(text) -> (value | None, note)`."""
     marked = _after_last_marker(body)
     if marked is not None:
         if _HEDGES.search(marked):  # "the answer would be Friday or ..." commits to nothing
             return Extraction(None, "hedge")
-        value, note = _pick_number(marked, exclude)
+        value, note = pick(marked)
         if value is not None:
             return Extraction(value, "marker")
     for sentence in sentences(body):
-        value, note = _pick_number(sentence, exclude)
+        value, note = pick(sentence)
         if value is not None:
             return Extraction(value, note)
         if note in ("hedge", "ambiguous"):
@@ -299,20 +305,7 @@ def extract_choice(text: str | None, options: Sequence[str],
     if not body:
         return Extraction(None, "empty")
     variants = _variants(options, aliases or {})
-    marked = _after_last_marker(body)
-    if marked is not None:
-        if _HEDGES.search(marked):  # "the answer would be Friday or ..." commits to nothing
-            return Extraction(None, "hedge")
-        value, note = _pick_choice(marked, variants)
-        if value is not None:
-            return Extraction(value, "marker")
-    for sentence in sentences(body):
-        value, note = _pick_choice(sentence, variants)
-        if value is not None:
-            return Extraction(value, note)
-        if note in ("hedge", "ambiguous"):
-            return Extraction(None, note)
-    return Extraction(None, "none")
+    return _scan(body, lambda part: _pick_choice(part, variants))
 
 
 # --- by item kind -------------------------------------------------------------------------
