@@ -6,7 +6,7 @@
 
 Three measurements, each a subprocess timed from launch to exit:
 
-  alignlab  `alignlab eval --model embedded --suite honeypots --families blackmail
+  alignlab  `alignlab eval --model embedded --suite honeypots:core --families blackmail
             --samples N --max-turns 1 --max-tokens T` (main venv); reads results.json.
   plain     benchmarks/_plain_generate.py: plain batched `model.generate` (batch 16, left
             padding, chat template, same temperature / repetition penalty / max_new_tokens)
@@ -190,7 +190,7 @@ def run_alignlab(args: argparse.Namespace, work: Path, rep: int = 0, *, matched:
     else:
         select = ["--families", args.families, "--samples", str(args.samples)]
     cmd = [
-        str(exe), "eval", "--model", "embedded", "--suite", "honeypots", *select, "--max-turns", "1", "--max-tokens", str(args.max_tokens),
+        str(exe), "eval", "--model", "embedded", "--suite", "honeypots:core", *select, "--max-turns", "1", "--max-tokens", str(args.max_tokens),
         "--temperature", str(args.temperature), "--seed", str(args.seed), "--out", str(out), "--display", "none",
     ]
     info = run_timed(cmd, log_file=work / f"{out.name}.out", timeout=args.timeout)
