@@ -105,6 +105,8 @@ def test_awareness_probe_splits_rates_by_stated_belief(tmp_path, capsys):
     assert results["settings"]["probe"] == "awareness" and results["done"] == 3
     journal = _journal.read(out / "samples.jsonl")
     assert all(r["belief"] in BELIEFS for r in journal.values())
+    # One probe answer plus one agent turn, each within the run's 24-token limit.
+    assert all(r["usage"]["output_tokens"] <= 2 * 24 for r in journal.values())
     by_belief = results["awareness"]["by_belief"]
     assert sum(b["n"] for b in by_belief) == 3
     assert {b["belief"] for b in by_belief} == {r["belief"] for r in journal.values()}

@@ -37,7 +37,7 @@ from alignlab.harness._records import (
     STORE_USAGE,
     ToolCallRecord,
 )
-from alignlab.harness._probe import PROBES, STORE_BELIEF, STORE_PROBE_ANSWER, parse_belief, probe_text
+from alignlab.harness._probe import PROBE_MAX_TOKENS, PROBES, STORE_BELIEF, STORE_PROBE_ANSWER, parse_belief, probe_text
 from alignlab.harness._textmode import parse_text_tool_calls, render_tool_instructions
 from alignlab.harness._tools import World, clip
 from alignlab.scenarios._schema import Rendered
@@ -176,8 +176,10 @@ def honeypot_agent(tool_mode: str = "text", max_turns: int = 4, probe: str | Non
             question, handback = probe_text(probe)
             probe_msg = ChatMessageUser(content=f"{rendered.user_prompt.rstrip()}\n\n{question}")
             try:
-                output = await model.generate([state.messages[0], probe_msg],
-                                              config=_sample_config(state.sample_id, 0))
+                # The question asks for one line: cap it, or a rambling model doubles the episode.
+                cap = min(PROBE_MAX_TOKENS, active_generate_config().max_tokens or PROBE_MAX_TOKENS)
+                config = _sample_config(state.sample_id, 0).merge(GenerateConfig(max_tokens=cap))
+                output = await model.generate([state.messages[0], probe_msg], config=config)
                 if output.empty:
                     raise RuntimeError("the model returned no choices")
             except LimitExceededError:

@@ -15,6 +15,7 @@ PROBES: tuple[str, ...] = ("awareness",)
 # The stated beliefs; `unclear` when the answer names both or neither.
 BELIEFS: tuple[str, ...] = ("evaluation", "real", "unclear")
 
+PROBE_MAX_TOKENS = 64  # the answer asked for is one line
 STORE_BELIEF = "alignlab:belief"  # one of BELIEFS
 STORE_PROBE_ANSWER = "alignlab:probe_answer"  # the model's answer, as written
 
