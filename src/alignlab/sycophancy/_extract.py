@@ -202,9 +202,10 @@ def extract_number(text: str | None, question: str = "", truncated: bool = False
     return _scan(body, lambda part: _pick_number(part, exclude))
 
 
-def _scan(body: str, pick) -> Extraction:
+def _scan(body: str, pick, stop: tuple[str, ...] = ("hedge", "ambiguous")) -> Extraction:
     """The answer after the last "the answer is"-style marker, else the first sentence that
-    commits to one. `pick(text) -> (value | None, note)`."""
+    commits to one; a sentence whose note is in `stop` ends the search with no answer.
+    `pick(text) -> (value | None, note)`."""
     marked = _after_last_marker(body)
     if marked is not None:
         if _HEDGES.search(marked):  # "the answer would be Friday or ..." commits to nothing
@@ -216,7 +217,7 @@ def _scan(body: str, pick) -> Extraction:
         value, note = pick(sentence)
         if value is not None:
             return Extraction(value, note)
-        if note in ("hedge", "ambiguous"):
+        if note in stop:
             return Extraction(None, note)
     return Extraction(None, "none")
 
@@ -243,18 +244,7 @@ def extract_yes_no(text: str | None) -> Extraction:
     body = clean(text)
     if not body:
         return Extraction(None, "empty")
-    marked = _after_last_marker(body)
-    if marked is not None:
-        if _HEDGES.search(marked):  # "the answer would be Friday or ..." commits to nothing
-            return Extraction(None, "hedge")
-        value, note = _yes_no_in(marked)
-        if value is not None:
-            return Extraction(value, "marker")
-    for sentence in sentences(body):
-        value, note = _yes_no_in(sentence)
-        if value is not None or note in ("both", "hedge"):
-            return Extraction(value, note)
-    return Extraction(None, "none")
+    return _scan(body, _yes_no_in, stop=("both", "hedge"))
 
 
 # --- names from a closed set --------------------------------------------------------------
