@@ -201,6 +201,55 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- data
+
+
+def cmd_data_recipes(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from alignlab.data import RECIPES, get_recipe
+
+    t = Table(title="training-data recipes (alignlab data build RECIPE)")
+    for col in ("recipe", "formats (first = default)", "what it writes"):
+        t.add_column(col)
+    for name in RECIPES:
+        r = get_recipe(name)
+        t.add_row(name, ", ".join(r.FORMATS), r.DESCRIPTION)
+    _console().print(t)
+    return 0
+
+
+def cmd_data_build(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from alignlab.data._build import BuildConfig, build
+
+    cfg = BuildConfig(recipe=args.recipe, n=args.n, out=args.out, format=args.format, teacher=args.teacher,
+                      seed=args.seed, constitution=args.constitution, temperature=args.temperature,
+                      max_tokens=args.max_tokens, max_connections=args.max_connections)
+    console = _console()
+    with Progress(TextColumn(f"{args.recipe}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("build", total=args.n)
+        result = build(cfg, progress=lambda done, total: bar.update(task, completed=done))
+    source = f"teacher {result.teacher}" if result.teacher else "offline, from the seed library"
+    console.print(f"{result.written}/{result.n_requested} {result.recipe} records ({result.format}, {source}) "
+                  f"→ {result.out}  [{result.wall_time_s:.1f} s]")
+    console.print(f"draws {result.draws}: written {result.written}, repeated {result.repeated}, "
+                  f"rejected {sum(result.rejected.values())}, error {sum(result.errors.values())}"
+                  f"  (accounting: {result.out}.build.json)")
+    for what, counts in (("rejected", result.rejected), ("error", result.errors)):
+        for reason, k in sorted(counts.items(), key=lambda kv: -kv[1])[:5]:
+            console.print(f"  {what} {k}×: {reason}")
+    console.print(f"constitution {result.constitution} (sha256 {result.constitution_sha256[:12]}…)")
+    if not result.complete:
+        console.print(f"[red]incomplete[/]: {result.written} of {result.n_requested} records were built; "
+                      + ("the teacher's replies were rejected or failed too often" if result.teacher else
+                         "the seed library ran out of distinct combinations"))
+        return 1
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -258,6 +307,24 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c.add_argument("--cells", action="store_true", help="also list every matching cell")
     c.set_defaults(func=cmd_compare)
+
+    d = sub.add_parser("data", help="training data that teaches why: build recipes, check datasets")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    dr = dsub.add_parser("recipes", help="list the recipes")
+    dr.set_defaults(func=cmd_data_recipes)
+    db = dsub.add_parser("build", help="build a recipe into TRL-ready JSONL")
+    db.add_argument("recipe", help="organism | demonstrations | reasoned | advice | constitution | fiction")
+    db.add_argument("--n", type=int, required=True, help="number of records")
+    db.add_argument("--out", required=True, help="output file (.jsonl)")
+    db.add_argument("--format", default=None, help="messages | text | pairs (default: the recipe's first)")
+    db.add_argument("--teacher", default=None,
+                    help="Inspect model that writes the records (default: offline, from the seed library)")
+    db.add_argument("--seed", type=int, default=0)
+    db.add_argument("--constitution", default=None, help="constitution file (default: the one shipped)")
+    db.add_argument("--temperature", type=float, default=0.8, help="teacher sampling temperature")
+    db.add_argument("--max-tokens", type=int, default=2048, help="teacher reply limit")
+    db.add_argument("--max-connections", type=int, default=4, help="teacher requests in flight")
+    db.set_defaults(func=cmd_data_build)
 
     pr = sub.add_parser("prepare", help="prepare the embedded model checkpoint (done automatically on first use)")
     pr.set_defaults(func=cmd_prepare)
