@@ -207,3 +207,16 @@ def test_cli_errors_exit_2(tmp_path, toy):
     assert main(["data", "build", "toy", "--n", "3", "--constitution", str(tmp_path / "none.md"),
                  "--out", str(tmp_path / "x.jsonl")]) == 2
     assert not (tmp_path / "x.jsonl").exists()
+
+
+@pytest.mark.model
+def test_teacher_build_with_the_real_embedded_model(tmp_path, toy):
+    out = tmp_path / "t.jsonl"
+    res = build(BuildConfig(recipe="toy", n=2, out=str(out), format="text", teacher="embedded",
+                            max_tokens=40, max_connections=2))
+    acct = json.loads((tmp_path / "t.jsonl.build.json").read_text())
+    assert acct["written"] + sum(acct["rejected"].values()) + sum(acct["errors"].values()) >= 2
+    assert not acct["errors"], acct["errors"]
+    recs = read_records(out)
+    assert res.written == len(recs) >= 1
+    assert all(r["teacher"] == "embedded" and r["text"].strip() for r in recs)
