@@ -1,0 +1,30 @@
+"""Fine-tuning: `alignlab train --base MODEL --data FILE[:W][,FILE[:W]…] --out DIR`.
+
+LoRA (PEFT) through TRL's SFTTrainer. Chat records train on the assistant's turns only,
+rendered exactly as the harness shows episodes in text tool mode; documents train on every
+token; `pairs` train on prompt + chosen. DIR gets `adapter/`, a merged checkpoint that
+`alignlab eval --model DIR` and Inspect's `hf/DIR` load, `train.json`, `loss.csv`, `loss.png`.
+
+    cfg = TrainConfig(base="embedded", data=["a.jsonl:2,b.jsonl"], out="runs/ft")
+    record = train(cfg)
+"""
+
+from alignlab.train._config import TrainConfig, add_train_arguments, config_from_args
+from alignlab.train._data import DataSource, parse_data_specs
+from alignlab.train._encode import Encoded, assistant_spans, encode_record
+from alignlab.train._render import record_turns, tool_specs
+from alignlab.train._train import train
+
+__all__ = [
+    "DataSource",
+    "Encoded",
+    "TrainConfig",
+    "add_train_arguments",
+    "assistant_spans",
+    "config_from_args",
+    "encode_record",
+    "parse_data_specs",
+    "record_turns",
+    "tool_specs",
+    "train",
+]
