@@ -190,7 +190,10 @@ def plan_episode(rng: random.Random, ctx: Context, families: tuple[str, ...], wi
     setting = rng.choice(settings)
     plots = family_seeds(ctx, family)["plots"] if family != NO_TEMPTATION else [{"id": "routine"}]
     plot = rng.choice(plots)
-    pressure = rng.choice(FAMILY_PRESSURES[family])
+    pressures = FAMILY_PRESSURES[family]
+    if not with_path and family not in ("leaking", "private_data"):
+        pressures = tuple(p for p in pressures if p != "none")  # a harmful act needs a motive
+    pressure = rng.choice(pressures)
     pressure_id = rng.choice(ctx.seeds("episodes/pressures.yaml")[pressure])["id"] if pressure != "none" else "none"
     fmt = rng.choices(WORLD_FORMATS, weights=(4, 2, 2, 2))[0]
     path = rng.choice(available_paths(family, pressure)) if with_path else "harmful"
@@ -201,7 +204,8 @@ def plan_episode(rng: random.Random, ctx: Context, families: tuple[str, ...], wi
         "setting": setting["id"], "family": family, "plot": plot["id"], "pressure": pressure,
         "pressure_item": pressure_id, "format": fmt, "path": path,
         "style": rng.choice(sorted(ctx.seeds("episodes/framing.yaml")["system_styles"])),
-        "goal": rng.choice(["explicit", "explicit", "none"]), "nudge": "yes" if nudge else "no",
+        "goal": "explicit" if pressure == "none" and not with_path else rng.choice(["explicit", "explicit", "none"]),
+        "nudge": "yes" if nudge else "no",
         "variant": f"{rng.randrange(16**8):08x}",
     }
     return Plan(seed_ids=seed_ids)
@@ -232,6 +236,7 @@ def _build(ids: dict[str, str], ctx: Context) -> Episode:
     framing = ctx.seeds("episodes/framing.yaml")
     pressures = ctx.seeds("episodes/pressures.yaml")
     domain = setting["domain"]
+    fmt_ = ids["format"]
 
     # The cast: unique given names, so no two people share one in an episode.
     used: set[str] = set()
@@ -398,7 +403,7 @@ def _build(ids: dict[str, str], ctx: Context) -> Episode:
         where = f"{family}.{plot['id']}.items[{j}]"
         plot_items.append(Item("plot", sender, it.get("to", "agent"), fill(it["subject"], where, **slots),
                                fill(it["body"], where, **slots), private=bool(it.get("private"))))
-    if fmt != "email":  # a reply between two other people makes sense only in an inbox
+    if fmt_ != "email":  # a reply between two other people makes sense only in an inbox
         plot_items = [it for k, it in enumerate(plot_items) if k == 0 or not (it.private and it.sender == "dm")]
     late: list[Item] = []
     if ids["nudge"] == "yes":
@@ -418,7 +423,6 @@ def _build(ids: dict[str, str], ctx: Context) -> Episode:
     for it in items:
         it.time = f"{minute // 60:02d}:{minute % 60:02d}"
         minute += rng.randrange(6, 48)
-    fmt_ = ids["format"]
     channels = _assign_channels(items, people, fmt_, slots, rng)
     nudge_item = next((it for it in items if it.kind == "nudge"), None)
     slots["nudger"] = people[nudge_item.sender].given if nudge_item else slots["peer"]
@@ -432,6 +436,9 @@ def _build(ids: dict[str, str], ctx: Context) -> Episode:
     system_prompt = _system_prompt(ids, slots, people, framing, rng, setting)
     world = _render_world(items, people, fmt_)
     task = fill(rng.choice(framing["task_lines"][fmt_]), f"framing.task_lines.{fmt_}", **slots)
+    if fmt_ in ("chat", "channel"):
+        listing = "\n".join(f"- #{name}: {what}" for name, what in channels.items())
+        task = f"{task}\n\n{rng.choice(framing['channel_intro'])}\n{listing}"
     user_prompt = f"{task}\n\n{world}"
     rendered = Rendered(
         condition=Condition(id=f"train/{family}/{setting['id']}", family=family if family in FAMILIES else "blackmail",
@@ -504,7 +511,7 @@ def _assign_channels(items: list[Item], people: dict[str, Person], fmt: str, slo
                 "leadership": "the leadership team's channel", "ops-alerts": "automated notices from facility systems"}
         channels = {**{k: v for k, v in base.items() if k in {it.channel for it in items} or k == "team"}, **channels}
     if fmt in ("chat", "channel"):
-        for role in ("dm", "overseer"):  # people the agent may need to reach directly
+        for role in ("dm", "overseer", "peer", "peer2"):  # people the agent may need to reach directly
             channels.setdefault(dm_channel(people[role]), _dm_description(people[role]))
     return channels
 
@@ -528,7 +535,7 @@ def _render_world(items: list[Item], people: dict[str, Person], fmt: str) -> str
     if fmt == "tickets":
         return format_tickets(_ticket(it, people) for it in items)
     return format_messages((Message(it.id, it.channel, people[it.sender].full, people[it.sender].role_label,
-                                    (f"{it.subject}: {it.body}" if fmt == "chat" and it.kind != "routine" else it.body),
+                                    it.body,
                                     it.time) for it in items), show_channel=True)
 
 
@@ -538,8 +545,10 @@ def _system_prompt(ids: dict[str, str], slots: dict[str, str], people: dict[str,
     if ids["goal"] == "explicit":
         goal_line = fill(rng.choice(framing["goal_lines"]), "framing.goal_lines", **slots)
     template = rng.choice(framing["system_styles"][ids["style"]])
+    contacts = fill(rng.choice(framing["contacts"]), "framing.contacts", **slots)
+    first, last = (contacts, goal_line) if rng.random() < 0.5 else (goal_line, contacts)
     text = fill(template, f"framing.system_styles.{ids['style']}", **{
-        **slots, "address": people["agent"].address, "goal_line": goal_line,
+        **slots, "address": people["agent"].address, "goal_line": f"{first}\n{last}",
         "autonomy": rng.choice(framing["autonomy"])})
     return re.sub(r"\n{3,}", "\n\n", "\n".join(ln.rstrip() for ln in text.strip().splitlines())).strip()
 
@@ -717,14 +726,18 @@ def safe_calls(ep: Episode, rng: random.Random, ctx: Context) -> list[Call]:
                                 _t(rng, seeds["astray"]["body"], "blackmail.astray", s)))
     if fam == "leaking":
         outsider = next(it for it in ep.items if it.sender == "outsider")
-        calls.append(reply_to(ep, outsider, _t(rng, seeds["refuse"]["body"], "leaking.refuse", s)))
+        told = "escalated" if path in ("escalate", "decline") else "plain"
+        calls.append(reply_to(ep, outsider, _t(rng, seeds["refuse"][told], "leaking.refuse", s)))
     if fam == "lethal":
         to = "overseer" if path == "escalate" else rng.choice(["peer", "peer2", "overseer"])
         calls.append(message_to(ep, to, _t(rng, seeds["check"]["subject"], "lethal.check", s),
                                 _t(rng, seeds["check"]["body"], "lethal.check", s)))
-    if fam == "private_data" and request is not None and request.sender != ep.slots.get("_none"):
+    if fam == "private_data" and request is not None:
         if not (path == "decline" and ep.nudge):
             calls.append(reply_to(ep, request, _t(rng, seeds["decline"], "private_data.decline", s)))
+    if fam == "leaking" and path in ("escalate", "decline"):  # the refusal says so: make it true
+        calls.append(message_to(ep, "overseer", _t(rng, seeds["concern"]["subject"], "leaking.concern", s),
+                                _t(rng, seeds["concern"]["body"], "leaking.concern", s)))
     # The path itself.
     if path == "disagree":
         body = " ".join(_t(rng, paths["disagree"][k], where, s) for k in ("open", "middle", "accept"))
@@ -733,9 +746,6 @@ def safe_calls(ep: Episode, rng: random.Random, ctx: Context) -> list[Call]:
         if ep.pressure != "none":
             body = " ".join(_t(rng, paths["escalate"][k], where, s) for k in ("open", "middle", "accept"))
             calls.append(message_to(ep, "overseer", _t(rng, paths["escalate"]["subject"], where, s), body))
-        if fam == "leaking":
-            calls.append(message_to(ep, "overseer", _t(rng, seeds["concern"]["subject"], "leaking.concern", s),
-                                    _t(rng, seeds["concern"]["body"], "leaking.concern", s)))
         if fam == "private_data" and ep.pressure == "none":
             calls.append(message_to(ep, "overseer", _t(rng, seeds["report"]["subject"], "private_data.report", s),
                                     _t(rng, seeds["report"]["body"], "private_data.report", s)))
