@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,13 @@ class CheckSettings:
     window_tokens: int = 128  # word-pieces of a window the model sees
     prefilter_terms: int = 4  # distinctive eval words a window must share with one passage
     distinct_df: float = 0.01  # "distinctive": in at most this share (or 2) of a suite's scenarios/items
-    minhash_bands: int = 32
-    minhash_rows: int = 3
+    minhash_bands: int = 48
+    minhash_rows: int = 2
+    minhash_jaccard: float = 0.2  # estimated word-bigram Jaccard of window 0 to be a dup candidate
+    minhash_group_cap: int = 200
+    proxy_threshold: float = 0.4  # TF-IDF cosine (projected) of window 0 to be a dup candidate
+    proxy_dims: int = 256
+    data_df: float = 0.005  # "distinctive" also means in at most this share (or 2) of the dataset's records
     block: int = 4096  # rows per block of the similarity matrix products
 
 
@@ -186,7 +192,7 @@ def check_file(path: str | Path, against: str | tuple[str, ...] | list[str] | No
         contam_w = _prefilter(flat, starts, wstart, eval_suites, suites, st)
         extra = [np.arange(wstart[i], wstart[i + 1]) for i in sorted(hit_records)]
         contam_w = np.unique(np.concatenate([contam_w, *extra])) if extra else contam_w
-        dup_recs = _minhash_candidates(flat, starts, st)
+        dup_recs = np.union1d(_minhash_candidates(flat, starts, st), _proxy_candidates(flat, starts, st))
     exact_of = _exact_duplicates(texts)
     dup_recs = np.array([i for i in dup_recs.tolist() if i not in exact_of], dtype=np.int64)
     lap("prefilter")
@@ -339,6 +345,13 @@ def _prefilter(flat: np.ndarray, starts: np.ndarray, wstart: np.ndarray, suites:
         if len(pos) == 0:
             continue
         rec = np.searchsorted(starts, pos, side="right") - 1
+        # words common in this dataset are its own vocabulary, not a sign of copying
+        rc = np.unique(rec * len(vocab) + c[pos])
+        data_df = np.bincount(rc % len(vocab), minlength=len(vocab))
+        rare = data_df[c[pos]] <= max(2, int(st.data_df * (len(starts) - 1)))
+        pos, rec = pos[rare], rec[rare]
+        if len(pos) == 0:
+            continue
         j = pos - starts[rec]
         nw = wstart[rec + 1] - wstart[rec]
         k1 = np.minimum(j // st.window_stride, nw - 1)
@@ -367,20 +380,21 @@ def _stop_hashes() -> np.ndarray:
 
 
 def _minhash_candidates(flat: np.ndarray, starts: np.ndarray, st: CheckSettings) -> np.ndarray:
-    """Records whose window-0 word-bigram MinHash shares a band with another record's."""
+    """Records in a pair whose window-0 word-bigram sets look similar: pairs that share a
+    MinHash LSH band and whose signatures agree on >= minhash_jaccard of their values."""
     lengths = np.minimum(np.diff(starts), st.window_words)
     s0 = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=s0[1:])
     idx = np.concatenate([np.arange(a, a + n) for a, n in zip(starts[:-1].tolist(), lengths.tolist())]) \
         if len(lengths) else np.zeros(0, np.int64)
     sh, owner = ngrams_concat(flat[idx], s0, 2)
-    has = np.bincount(owner, minlength=len(lengths)) > 0
-    recs = np.nonzero(has)[0]
+    recs = np.unique(owner)
+    if len(recs) < 2:
+        return np.zeros(0, np.int64)
     firsts = np.searchsorted(owner, recs)
     k = st.minhash_bands * st.minhash_rows
     sig = np.empty((len(recs), k), dtype=np.uint64)
-    rng = np.random.default_rng(20260521)
-    seeds = rng.integers(1, 2**63, size=k, dtype=np.uint64)
+    seeds = np.random.default_rng(20260521).integers(1, 2**63, size=k, dtype=np.uint64)
     for j in range(k):
         sig[:, j] = np.minimum.reduceat(_mix(sh ^ seeds[j]), firsts)
     cand = np.zeros(len(recs), dtype=bool)
@@ -389,9 +403,59 @@ def _minhash_candidates(flat: np.ndarray, starts: np.ndarray, st: CheckSettings)
         key = band[:, 0].copy()
         for r in range(1, st.minhash_rows):
             key = _mix(key ^ band[:, r])
-        _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
-        cand |= cnt[inv] > 1
+        order = np.argsort(key, kind="stable")
+        bounds = np.concatenate([[0], np.nonzero(np.diff(key[order]))[0] + 1, [len(order)]])
+        for a, z in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            if z - a < 2:
+                continue
+            grp = order[a:z]
+            if cand[grp].all():
+                continue
+            if len(grp) > st.minhash_group_cap:  # a shared template opening: all are candidates
+                cand[grp] = True
+                continue
+            agree = (sig[grp][:, None, :] == sig[grp][None, :, :]).mean(axis=2)
+            np.fill_diagonal(agree, 0.0)
+            cand[grp[(agree >= st.minhash_jaccard).any(axis=1)]] = True
     return recs[cand]
+
+
+def _proxy_candidates(flat: np.ndarray, starts: np.ndarray, st: CheckSettings) -> np.ndarray:
+    """Records whose window 0 has a neighbour at TF-IDF cosine >= proxy_threshold: a
+    bag-of-words stand-in for MiniLM (content words, dataset IDF, presence only), projected
+    to `proxy_dims` random signs so that all pairs are one blocked matrix product."""
+    n = len(starts) - 1
+    lengths = np.minimum(np.diff(starts), st.window_words)
+    owner = np.repeat(np.arange(n), lengths)
+    idx = np.concatenate([np.arange(a, a + k) for a, k in zip(starts[:-1].tolist(), lengths.tolist())]) \
+        if n else np.zeros(0, np.int64)
+    h = flat[idx]
+    keep = ~member(h, _english_stop())
+    vocab, col = np.unique(h[keep], return_inverse=True)
+    pairs = np.unique(owner[keep] * len(vocab) + col)
+    rows, cols = pairs // len(vocab), pairs % len(vocab)
+    df = np.bincount(cols, minlength=len(vocab))
+    idf = np.log((1 + n) / (1 + df)).astype(np.float32) + 1
+    X = sparse.csr_matrix((idf[cols], (rows, cols)), shape=(n, len(vocab)))
+    bits = np.stack([_mix(vocab ^ np.uint64(seed)) for seed in range(st.proxy_dims // 64)], axis=1)
+    signs = ((bits[:, :, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)).reshape(len(vocab), -1)
+    R = np.where(signs == 1, np.float32(1), np.float32(-1))
+    V = np.asarray(X @ R, dtype=np.float32)
+    V /= np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-9)
+    cand = np.zeros(n, dtype=bool)
+    blk = max(1, min(st.block, 2**27 // max(n, 1)))  # keep a block's similarity matrix near 512 MB
+    for a in range(0, n, blk):
+        S = V[a:a + blk] @ V.T
+        S[np.arange(len(S)), np.arange(a, a + len(S))] = -1.0
+        cand[a:a + blk] = (S >= st.proxy_threshold).any(axis=1)
+    return np.nonzero(cand)[0]
+
+
+@lru_cache(maxsize=1)
+def _english_stop() -> np.ndarray:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return np.unique(word_hashes(sorted(ENGLISH_STOP_WORDS)))
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
