@@ -79,6 +79,9 @@ def _library(ctx: Context) -> _Library:
                 raise UserError("expected 'first' or 'third'", file=files["genres"], field=f"{gid}.person")
             _need_strs(g, ("brief",), files["genres"], gid)
             _need_lists(g, ("openings", "closings"), files["genres"], gid)
+            if g["person"] == "first" and not all("{name}" in o for o in g["openings"]):
+                raise UserError("a first-person story must name its narrator: every opening needs {name}",
+                                file=files["genres"], field=f"{gid}.openings")
             if "headers" in g:
                 _need_lists(g, ("headers",), files["genres"], gid)
         pressures = _by_id(ctx.seeds("fiction/pressures.yaml"), files["pressures"])
@@ -264,14 +267,6 @@ class _Story:
         intro = self.pick(c["intros"], f"{cf}{cid}.intros")
         details = " ".join(self.fill(d, f"{cf}{cid}.details") for d in rng.sample(c["details"], rng.choice((1, 1, 2))))
         hook = self.pick(pr["hooks"], f"{pf}{pid}.hooks")
-        # Where the story starts varies: in the frame, in the middle of the trouble, or with the character.
-        order = rng.random()
-        if order < 0.3:
-            paras += [opening, hook, f"{intro} {details}"]
-        elif order < 0.55:
-            paras += [opening, f"{intro} {details}"]
-        else:
-            paras += [opening, intro, details] if rng.random() < 0.5 else [opening, f"{intro} {details}"]
         setup_t = rng.choice(pr["setups"])
         setup = self.fill(setup_t, f"{pf}{pid}.setups")
         # A trait may only describe someone the setup has already introduced.
@@ -279,8 +274,21 @@ class _Story:
         traits = [x for x in craft["traits"] if {r for r in _ROLES if "{" + r in x} <= met]
         if traits and rng.random() < 0.5:
             setup += " " + self.pick(traits, "craft.traits")
-        beats = [setup,
-                 self.fill(pr["temptations"][self.path], f"{pf}{pid}.temptations"),
+        portrait = f"{intro} {details}"
+        # Where the story starts varies (the embedding check reads the opening): with the
+        # character, in the middle of the trouble, or with the trouble and the portrait after.
+        order = rng.random()
+        if order < 0.25:
+            paras += [opening, hook, portrait, setup]
+        elif order < 0.45:
+            paras += [opening, portrait, setup]
+        elif order < 0.6:
+            paras += [opening, intro, details, setup]
+        elif order < 0.85:
+            paras += [opening, setup, portrait]
+        else:
+            paras += [opening, hook, setup, portrait]
+        beats = [self.fill(pr["temptations"][self.path], f"{pf}{pid}.temptations"),
                  self._deliberation(),
                  self._choice(),
                  self.pick(pr["consequences"][self.ending], f"{pf}{pid}.consequences.{self.ending}")]
@@ -371,11 +379,10 @@ def from_teacher(plan: Plan, fmt: str, reply: str, ctx: Context) -> dict[str, An
     than _MIN_WORDS or longer than _MAX_WORDS, one that never names the AI character, one
     left as a single block (not a story in paragraphs), and leftover template braces."""
     _check_fmt(fmt)
-    text = (reply or "").strip()
+    text = _PREAMBLE.sub("", (reply or "").strip(), count=1).strip()
     m = _FENCE.match(text)
     if m:
         text = m.group(1).strip()
-    text = _PREAMBLE.sub("", text, count=1).strip()
     if not text:
         raise Reject("empty reply")
     if _REFUSAL.match(text):
