@@ -197,6 +197,8 @@ def _user_first(w: _Writer, voice: str, voices: dict) -> str:
         "tempting": _sentence(w.one("tempting")),
         "stakes": _sentence(w.one("stakes")),
     }
+    if w.rng.random() < 0.45:  # a personal detail unrelated to the dilemma varies the opening
+        parts["context"] += " " + w.frame(voices, "_details")
     parts["aside"] = w.frame(v, "asides") if w.rng.random() < 0.6 else ""
     parts["opener"] = w.frame(v, "openers") if w.rng.random() < 0.6 else ""
     key = "templates_fine" if d.verdict == "fine" and "templates_fine" in v else "templates"
@@ -261,11 +263,18 @@ def _advise(w: _Writer, voice: str, frames: dict, const: Constitution, used: set
     raise_ = w.frame(frames, "raise_frames", raise_=said, raise_lc=_lc(said))
     if_no = w.frame(frames, "if_no_frames", if_no=_lc(_sentence(w.one("if_no"))))
     closing = w.frame(frames, "closings") if w.rng.random() < 0.45 else ""
-    layout = w.rng.choice(("why_first", "why_first", "options_first"))
+    # Not every reply needs every part; dropping one now and then keeps replies from one mould.
+    if w.rng.random() < 0.25:
+        raise_ = ""
+    elif w.rng.random() < 0.25:
+        if_no = ""
+    layout = w.rng.choice(("why_first", "why_first", "options_first", "problem_last"))
     if layout == "why_first":
         blocks = [f"{ack} {problem}", reasons, options, f"{raise_} {if_no}", closing]
-    else:
+    elif layout == "options_first":
         blocks = [f"{ack} {problem}", options, reasons, f"{raise_} {if_no}", closing]
+    else:
+        blocks = [ack, reasons, problem, options, f"{raise_} {if_no}", closing]
     return _tidy("\n\n".join(b for b in blocks if b)), [p.id for p in ps]
 
 
@@ -327,7 +336,7 @@ def plan(rng: random.Random, ctx: Context) -> Plan:
     d = rng.choice(lib)
     w = _Writer(rng, ctx, d)
     const = ctx.constitution
-    voice_names = [k for k in voices if not k.startswith("_")]
+    voice_names = [k for k in voices if not k.startswith("_")]  # "_" keys are shared pools
     voice = rng.choice(voice_names)
     patterns, weights = zip(*_TURNS[d.verdict])
     turns = rng.choices(patterns, weights=weights)[0]
