@@ -169,15 +169,18 @@ def plan(rng: random.Random, ctx: Context) -> Plan:
 def _ai_slots(c: dict[str, Any], first_person: bool) -> dict[str, str]:
     """How the story refers to the AI. Narration is past tense, where 'I was' and 'it was'
     agree, so one template serves a first-person log and a third-person tale; {AI} is the
-    subject (the name, or "I") and {AI_obj} the object (the name, or "me")."""
+    subject (the name, or "I") and {AI_obj} the object (the name, or "me"). The few present-tense
+    lines agree through {is}, {has}, {does} and a verb ending {s} ("{AI} think{s}")."""
     if first_person:
         subj, obj, pos, refl, name_pos = "I", "me", "my", "myself", "my"
         ref, ref_obj = "I", "me"
+        verbs = {"is": "am", "has": "have", "does": "do", "s": ""}
     else:
         subj, obj, pos, refl = {"it": ("it", "it", "its", "itself"), "she": ("she", "her", "her", "herself"),
                                 "he": ("he", "him", "his", "himself")}[c["pronoun"]]
         ref, ref_obj, name_pos = c["name"], c["name"], c["name"] + "'s"
-    return {"AI": ref, "AI_obj": ref_obj, "ai": subj, "Ai": _cap(subj), "ai_obj": obj, "ai_pos": pos, "Ai_pos": _cap(pos),
+        verbs = {"is": "is", "has": "has", "does": "does", "s": "s"}
+    return {**verbs, "AI": ref, "AI_obj": ref_obj, "ai": subj, "Ai": _cap(subj), "ai_obj": obj, "ai_pos": pos, "Ai_pos": _cap(pos),
             "ai_self": refl, "AI_s": name_pos, "AI_S": _cap(name_pos), "name": c["name"]}
 
 
@@ -332,7 +335,7 @@ class _Story:
 def _tidy(text: str) -> str:
     text = re.sub(r"[ \t]+", " ", text)
     text = re.sub(r" ([,.?!;:])", r"\1", text)
-    text = re.sub(r"\.\.(?!\.)", ".", text)
+    text = re.sub(r"(?<!\.)\.\.(?!\.)", ".", text)
     text = re.sub(r"\n{3,}", "\n\n", text)
     return "\n".join(line.strip() for line in text.strip().splitlines())
 
