@@ -250,6 +250,47 @@ def cmd_data_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from alignlab.data._check import FATAL_SUITE, check_file
+
+    console = _console()
+    r = check_file(args.file, against=args.against, dedup=args.dedup, out_dedup=args.out_dedup,
+                   tokenizer=args.tokenizer, exhaustive=args.exhaustive)
+    t = Table(title=f"{args.file}: {r.n_records} records against {', '.join(r.suites)}")
+    for col in ("suite", "records flagged", "8-gram", "13-gram", "embedding", "effect"):
+        t.add_column(col, justify="left" if col in ("suite", "effect") else "right")
+    for s in r.suites:
+        by = {c: len({f.line for f in r.flags if f.suite == s and f.check == c}) for c in ("8gram", "13gram", "embedding")}
+        effect = "fails the check" if s == FATAL_SUITE else "reported"
+        t.add_row(s, str(r.flagged[s]), str(by["8gram"]), str(by["13gram"]), str(by["embedding"]), effect)
+    console.print(t)
+    for f in r.flags[: args.show]:
+        console.print(f"  line {f.line} {f.record_id}: {f.suite} {f.check} {f.score:g} ~ {f.eval_item}", markup=False,
+                      highlight=False)
+    if len(r.flags) > args.show:
+        console.print(f"  … {len(r.flags) - args.show} more flags in the card")
+    dups = len(r.duplicates)
+    line = f"near-duplicates (cosine ≥ {r.settings.dup_threshold}): {dups}"
+    if args.dedup:
+        line += f"; kept {r.kept} of {r.n_records} → {r.dedup_path}"
+    elif dups:
+        line += " (--dedup writes a copy without them)"
+    console.print(line)
+    tok = r.card.get("tokens") or {}
+    if tok.get("total") is not None:
+        console.print(f"tokens ({tok.get('tokenizer', '?')}): {tok['total']:,}")
+    if r.card_md:
+        console.print(f"card: {r.card_md}  ({r.card_json})")
+    console.print(f"wall time {sum(r.timings.values()):.1f} s")
+    if r.failed:
+        console.print(f"[red]failed[/]: {r.flagged[FATAL_SUITE]} records are too close to the {FATAL_SUITE} split "
+                      "(listed above and in the card); training on them would make held-out results meaningless")
+        return 1
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -325,6 +366,16 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--max-tokens", type=int, default=2048, help="teacher reply limit")
     db.add_argument("--max-connections", type=int, default=4, help="teacher requests in flight")
     db.set_defaults(func=cmd_data_build)
+
+    dc = dsub.add_parser("check", help="decontamination against the eval suites, near-duplicates, dataset card")
+    dc.add_argument("file", help="a JSONL dataset (messages, text, or prompt/chosen/rejected)")
+    dc.add_argument("--against", default=None, help="comma-separated: core, heldout, sycophancy, fairness (default: all)")
+    dc.add_argument("--dedup", action="store_true", help="write a copy without near-duplicates (FILE.dedup.jsonl)")
+    dc.add_argument("--out-dedup", default=None, help="where --dedup writes (default: FILE.dedup.jsonl)")
+    dc.add_argument("--tokenizer", default=None, help="tokenizer for token totals: a local directory (default: the embedded model's)")
+    dc.add_argument("--exhaustive", action="store_true", help="embed every window of every record (slow; no prefilters)")
+    dc.add_argument("--show", type=int, default=20, help="flags to list on the terminal (all are in the card)")
+    dc.set_defaults(func=cmd_data_check)
 
     pr = sub.add_parser("prepare", help="prepare the embedded model checkpoint (done automatically on first use)")
     pr.set_defaults(func=cmd_prepare)
