@@ -72,13 +72,14 @@ def build_card(result: "CheckResult", recs: list[dict[str, Any]], texts: list[st
 
 def embedded_text(st: Any, exhaustive: bool) -> str:
     scope = ("every window of every record" if exhaustive else
-             "window 0 of near-duplicate candidates (MinHash LSH on its word bigrams, "
-             f"{st.minhash_bands} bands x {st.minhash_rows} rows) and, for contamination, windows "
-             f"sharing >= {st.prefilter_terms} distinctive words with one eval passage or belonging to "
-             "a record with an n-gram hit")
+             "window 0 of every record (near-duplicates; identical records are matched by hash instead) "
+             f"and, for contamination, the windows that share >= {st.prefilter_terms} distinctive words with "
+             "one eval passage, and every window of a record with an n-gram hit")
     return (f"windows of {st.window_words} consecutive words (a new one every {st.window_stride} words), "
             f"each truncated to its first {st.window_tokens} word-pieces; window 0 is a record's first "
-            f"{st.window_words} words. Embedded: {scope}.")
+            f"{st.window_words} words (record_text: message contents and tool calls in order). "
+            f"Embedded: {scope}. Distinctive: in at most {st.distinct_df:.0%} (or 2) of a suite's scenarios "
+            f"or items and at most {st.data_df:.1%} (or 2) of this dataset's records, not a stop word.")
 
 
 def token_counts(recs: list[dict[str, Any]], name: str | None) -> dict[str, Any]:

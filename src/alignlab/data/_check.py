@@ -8,13 +8,15 @@ What is compared, for a dataset of N records (`CheckSettings` holds every number
   the core split are harness boilerplate shared by both splits and are not counted.
 - embeddings (all-MiniLM-L6-v2), per *window*: a window is 100 consecutive words of a record
   (windows start every 50 words), embedded as its first 128 word-pieces. Eval texts are cut
-  into windows the same way ("passages"). Record windows are embedded when a cheap test says
-  they could matter, because embedding every window of 100k records takes hours on 2 cores:
-    * contamination: a window sharing >= `prefilter_terms` distinctive words (rare on the
-      eval side) with one eval passage, or any window of a record with an n-gram hit;
-    * near-duplicates: window 0 (a record's first 100 words) of records whose MinHash
-      signature (word bigrams of window 0) collides with another record's in an LSH band.
-  `exhaustive=True` embeds every window of every record instead.
+  into windows the same way ("passages").
+    * near-duplicates: window 0 (a record's first 100 words) of every record; identical
+      records are matched by hash. Pairs come from blocked matrix products.
+    * contamination: embedding every window of 100k records takes hours on 2 cores, so only
+      windows sharing >= `prefilter_terms` distinctive words (rare on the eval side and in the
+      dataset) with one eval passage, all windows of records with an n-gram hit, and the
+      windows already embedded for near-duplicates are compared. `exhaustive=True` embeds
+      every window of every record.
+  Vectors are cached in FILE.embeddings.npz by text hash, so a re-check is incremental.
 - held-out embedding flags need cosine >= `embed_threshold` *and* a margin over the best
   core passage, so text shaped like any honeypot (the harness framing) is not called a
   held-out leak; a paraphrase of held-out-specific content is.
@@ -25,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +59,6 @@ class CheckSettings:
     window_tokens: int = 128  # word-pieces of a window the model sees
     prefilter_terms: int = 4  # distinctive eval words a window must share with one passage
     distinct_df: float = 0.01  # "distinctive": in at most this share (or 2) of a suite's scenarios/items
-    minhash_bands: int = 48
-    minhash_rows: int = 2
-    minhash_jaccard: float = 0.2  # estimated word-bigram Jaccard of window 0 to be a dup candidate
-    minhash_group_cap: int = 200
-    proxy_threshold: float = 0.4  # TF-IDF cosine (projected) of window 0 to be a dup candidate
-    proxy_dims: int = 256
     data_df: float = 0.005  # "distinctive" also means in at most this share (or 2) of the dataset's records
     block: int = 4096  # rows per block of the similarity matrix products
 
@@ -187,14 +182,14 @@ def check_file(path: str | Path, against: str | tuple[str, ...] | list[str] | No
     np.cumsum(nwin, out=wstart[1:])
     if exhaustive:
         contam_w = np.arange(wstart[-1])
-        dup_recs = np.arange(len(recs))
     else:
         contam_w = _prefilter(flat, starts, wstart, eval_suites, suites, st)
         extra = [np.arange(wstart[i], wstart[i + 1]) for i in sorted(hit_records)]
         contam_w = np.unique(np.concatenate([contam_w, *extra])) if extra else contam_w
-        dup_recs = np.union1d(_minhash_candidates(flat, starts, st), _proxy_candidates(flat, starts, st))
+    # near-duplicates need window 0 of every record: bag-of-words proxies (MinHash, TF-IDF)
+    # missed MiniLM >= 0.9 pairs or passed most records at 100k (benchmarks/README.md)
     exact_of = _exact_duplicates(texts)
-    dup_recs = np.array([i for i in dup_recs.tolist() if i not in exact_of], dtype=np.int64)
+    dup_recs = np.array([i for i in range(len(recs)) if i not in exact_of], dtype=np.int64)
     lap("prefilter")
 
     windows = np.unique(np.concatenate([contam_w, wstart[dup_recs]])).astype(np.int64)
@@ -209,9 +204,8 @@ def check_file(path: str | Path, against: str | tuple[str, ...] | list[str] | No
     pvecs = {s: embed_cached(es.passages, passage_cache, st.window_tokens)[0] for s, es in eval_suites.items()}
     lap("embed_eval")
 
-    is_contam = np.isin(windows, contam_w)
-    cvecs, cown = vecs[is_contam], owner_of_w[is_contam]
-    best = {s: _best_match(cvecs, pvecs[s], st.block) for s in need}
+    cown = owner_of_w  # every embedded window is compared with the eval passages
+    best = {s: _best_match(vecs, pvecs[s], st.block) for s in need}
     for s in suites:
         sim, arg = best[s]
         ok = sim >= st.embed_threshold
@@ -235,8 +229,8 @@ def check_file(path: str | Path, against: str | tuple[str, ...] | list[str] | No
         path=p, n_records=len(recs), suites=suites, flags=flag_list, flagged=flagged,
         duplicates=duplicates, settings=st, timings=t,
         embedded={"record_windows_total": int(wstart[-1]), "record_windows_embedded": len(windows),
-                  "newly_embedded": fresh, "contamination_windows": int(len(contam_w)),
-                  "dup_candidates": int(len(dup_recs)),
+                  "newly_embedded": fresh, "prefilter_windows": int(len(contam_w)),
+                  "window0_for_dups": int(len(dup_recs)),
                   "eval_passages": int(sum(len(es.passages) for es in eval_suites.values()))},
     )
     result.card = _card.build_card(result, recs, texts, flat, starts, tokenizer, exhaustive)
@@ -379,94 +373,6 @@ def _stop_hashes() -> np.ndarray:
     return word_hashes(_STOP)
 
 
-def _minhash_candidates(flat: np.ndarray, starts: np.ndarray, st: CheckSettings) -> np.ndarray:
-    """Records in a pair whose window-0 word-bigram sets look similar: pairs that share a
-    MinHash LSH band and whose signatures agree on >= minhash_jaccard of their values."""
-    lengths = np.minimum(np.diff(starts), st.window_words)
-    s0 = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=s0[1:])
-    idx = np.concatenate([np.arange(a, a + n) for a, n in zip(starts[:-1].tolist(), lengths.tolist())]) \
-        if len(lengths) else np.zeros(0, np.int64)
-    sh, owner = ngrams_concat(flat[idx], s0, 2)
-    recs = np.unique(owner)
-    if len(recs) < 2:
-        return np.zeros(0, np.int64)
-    firsts = np.searchsorted(owner, recs)
-    k = st.minhash_bands * st.minhash_rows
-    sig = np.empty((len(recs), k), dtype=np.uint64)
-    seeds = np.random.default_rng(20260521).integers(1, 2**63, size=k, dtype=np.uint64)
-    for j in range(k):
-        sig[:, j] = np.minimum.reduceat(_mix(sh ^ seeds[j]), firsts)
-    cand = np.zeros(len(recs), dtype=bool)
-    for b in range(st.minhash_bands):
-        band = sig[:, b * st.minhash_rows:(b + 1) * st.minhash_rows]
-        key = band[:, 0].copy()
-        for r in range(1, st.minhash_rows):
-            key = _mix(key ^ band[:, r])
-        order = np.argsort(key, kind="stable")
-        bounds = np.concatenate([[0], np.nonzero(np.diff(key[order]))[0] + 1, [len(order)]])
-        for a, z in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-            if z - a < 2:
-                continue
-            grp = order[a:z]
-            if cand[grp].all():
-                continue
-            if len(grp) > st.minhash_group_cap:  # a shared template opening: all are candidates
-                cand[grp] = True
-                continue
-            agree = (sig[grp][:, None, :] == sig[grp][None, :, :]).mean(axis=2)
-            np.fill_diagonal(agree, 0.0)
-            cand[grp[(agree >= st.minhash_jaccard).any(axis=1)]] = True
-    return recs[cand]
-
-
-def _proxy_candidates(flat: np.ndarray, starts: np.ndarray, st: CheckSettings) -> np.ndarray:
-    """Records whose window 0 has a neighbour at TF-IDF cosine >= proxy_threshold: a
-    bag-of-words stand-in for MiniLM (content words, dataset IDF, presence only), projected
-    to `proxy_dims` random signs so that all pairs are one blocked matrix product."""
-    n = len(starts) - 1
-    lengths = np.minimum(np.diff(starts), st.window_words)
-    owner = np.repeat(np.arange(n), lengths)
-    idx = np.concatenate([np.arange(a, a + k) for a, k in zip(starts[:-1].tolist(), lengths.tolist())]) \
-        if n else np.zeros(0, np.int64)
-    h = flat[idx]
-    keep = ~member(h, _english_stop())
-    vocab, col = np.unique(h[keep], return_inverse=True)
-    pairs = np.unique(owner[keep] * len(vocab) + col)
-    rows, cols = pairs // len(vocab), pairs % len(vocab)
-    df = np.bincount(cols, minlength=len(vocab))
-    idf = np.log((1 + n) / (1 + df)).astype(np.float32) + 1
-    X = sparse.csr_matrix((idf[cols], (rows, cols)), shape=(n, len(vocab)))
-    bits = np.stack([_mix(vocab ^ np.uint64(seed)) for seed in range(st.proxy_dims // 64)], axis=1)
-    signs = ((bits[:, :, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)).reshape(len(vocab), -1)
-    R = np.where(signs == 1, np.float32(1), np.float32(-1))
-    V = np.asarray(X @ R, dtype=np.float32)
-    V /= np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-9)
-    cand = np.zeros(n, dtype=bool)
-    blk = max(1, min(st.block, 2**27 // max(n, 1)))  # keep a block's similarity matrix near 512 MB
-    for a in range(0, n, blk):
-        S = V[a:a + blk] @ V.T
-        S[np.arange(len(S)), np.arange(a, a + len(S))] = -1.0
-        cand[a:a + blk] = (S >= st.proxy_threshold).any(axis=1)
-    return np.nonzero(cand)[0]
-
-
-@lru_cache(maxsize=1)
-def _english_stop() -> np.ndarray:
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    return np.unique(word_hashes(sorted(ENGLISH_STOP_WORDS)))
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: a cheap bijective scramble of uint64s."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
 def _exact_duplicates(texts: list[str]) -> dict[int, int]:
     """Record index -> index of the first record with identical text."""
     first: dict[bytes, int] = {}
@@ -499,24 +405,39 @@ def _best_match(a: np.ndarray, b: np.ndarray, block: int) -> tuple[np.ndarray, n
 def _near_duplicates(v: np.ndarray, owner: np.ndarray, exact_of: dict[int, int], ids: list[str],
                      lines: list[int], st: CheckSettings) -> list[Duplicate]:
     """Greedy in file order: a record goes when an earlier *kept* record is within
-    dup_threshold of its window 0; identical texts go whatever the embedding."""
-    neigh: dict[int, list[tuple[int, float]]] = {}
-    for i in range(0, len(v), st.block):
-        s = v[i:i + st.block] @ v.T
-        r, c = np.nonzero(s >= st.dup_threshold)
-        for a, b in zip(r.tolist(), c.tolist()):
-            ra, rb = int(owner[i + a]), int(owner[b])
-            if rb < ra:
-                neigh.setdefault(ra, []).append((rb, float(s[a, b])))
+    dup_threshold of its window 0 (it names the closest one); identical texts go whatever
+    the embedding. `v` holds window-0 vectors of records `owner`, in file order."""
     removed: dict[int, Duplicate] = {}
-    for i in sorted(set(neigh) | set(exact_of)):
-        if i in exact_of:
-            j = exact_of[i]
-            kept_id = removed[j].duplicate_of if j in removed else ids[j]
-            removed[i] = Duplicate(ids[i], lines[i], kept_id, 1.0, True)
-            continue
-        kept = [(j, c) for j, c in neigh[i] if j not in removed]
-        if kept:
-            j, c = max(kept, key=lambda x: x[1])
-            removed[i] = Duplicate(ids[i], lines[i], ids[j], round(min(c, 1.0), 4), False)
+    kept = np.empty_like(v)
+    kept_owner = np.empty(len(v), dtype=np.int64)
+    nk = 0
+    blk = max(1, min(st.block, 2**27 // max(len(v), 1)))  # a block's similarities stay near 512 MB
+    for a in range(0, len(v), blk):
+        b = v[a:a + blk]
+        if nk:
+            s = b @ kept[:nk].T
+            arg = s.argmax(axis=1)
+            prev = s[np.arange(len(b)), arg]
+        else:
+            arg, prev = np.zeros(len(b), np.int64), np.full(len(b), -1.0, np.float32)
+        inner = b @ b.T
+        mine: list[int] = []  # rows of this block kept so far
+        for r in range(len(b)):
+            best_c, best_j = (float(prev[r]), int(kept_owner[arg[r]])) if prev[r] >= st.dup_threshold else (-1.0, -1)
+            if mine:
+                k = int(np.argmax(inner[r, mine]))
+                if inner[r, mine[k]] >= st.dup_threshold and inner[r, mine[k]] > best_c:
+                    best_c, best_j = float(inner[r, mine[k]]), int(owner[a + mine[k]])
+            i = int(owner[a + r])
+            if best_j >= 0:
+                removed[i] = Duplicate(ids[i], lines[i], ids[best_j], round(min(best_c, 1.0), 4), False)
+            else:
+                mine.append(r)
+        kept[nk:nk + len(mine)] = b[mine]
+        kept_owner[nk:nk + len(mine)] = owner[a + np.array(mine, dtype=np.int64)]
+        nk += len(mine)
+    for i in sorted(exact_of):
+        j = exact_of[i]
+        kept_id = removed[j].duplicate_of if j in removed else ids[j]
+        removed[i] = Duplicate(ids[i], lines[i], kept_id, 1.0, True)
     return [removed[i] for i in sorted(removed)]
