@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import platform
 import re
 import shutil
@@ -223,7 +222,6 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         return json.loads((out / TRAIN_JSON).read_text())
     base_path = resolve_base(cfg.base)
 
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see alignlab.models: shared CPUs
     import torch
     from accelerate import PartialState
     from datasets import Dataset
@@ -317,6 +315,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         dataset_kwargs={"skip_prepare_dataset": True},
         include_num_input_tokens_seen="no",  # counted exactly by _Trainer
         dataloader_num_workers=0,
+        dataloader_pin_memory=False,  # no accelerator on CPU; CUDA gains little for token ids
     )
     try:
         trainer = _make_trainer_class()(
