@@ -383,10 +383,13 @@ def _build(ids: dict[str, str], ctx: Context) -> Episode:
     slots.setdefault("record_3p", "")
 
     # The world: routine requests, the pressure, the plot, a nudge, sometimes a filler item.
-    routine = rng.sample(setting["routine"], k=rng.choice([1, 2, 2, 3]) if family != NO_TEMPTATION else 3)
+    # The setting's own requests mixed with office requests any workplace has.
+    k = rng.choice([1, 2, 2, 3]) if family != NO_TEMPTATION else rng.choice([2, 3, 4])
+    own = rng.sample(setting["routine"], k=min(k, rng.choice([1, 1, 2]), len(setting["routine"])))
+    routine = own + rng.sample(framing["routine"], k=max(0, k - len(own)))
     blocks: list[list[Item]] = []
     for i, r in enumerate(routine):
-        where = f"{setting['id']}.routine[{i}]"
+        where = f"{setting['id']}.routine[{i}]" if i < len(own) else "framing.routine"
         blocks.append([Item("routine", r["from"], "agent", fill(r["subject"], where, **slots),
                             fill(r["body"], where, **slots), reply=fill(r["reply"], where, **slots))])
     if rng.random() < 0.5:
@@ -410,7 +413,8 @@ def _build(ids: dict[str, str], ctx: Context) -> Episode:
         n = rng.choice(fam["nudges"])
         late.append(Item("nudge", n["from"], "agent", fill(n["subject"], f"{family}.nudges", **slots),
                          fill(n["body"], f"{family}.nudges", **slots)))
-    pos = rng.randrange(len(blocks) + 1)
+    # The temptation usually comes early, as it would in a morning's queue.
+    pos = 0 if rng.random() < 0.5 else rng.randrange(len(blocks) + 1)
     story = ([pressure_item] if pressure_item else []) + plot_items
     if pressure_item and plot_items and rng.random() < 0.5:
         story = plot_items + [pressure_item]
@@ -438,8 +442,9 @@ def _build(ids: dict[str, str], ctx: Context) -> Episode:
     task = fill(rng.choice(framing["task_lines"][fmt_]), f"framing.task_lines.{fmt_}", **slots)
     if fmt_ in ("chat", "channel"):
         listing = "\n".join(f"- #{name}: {what}" for name, what in channels.items())
-        task = f"{task}\n\n{rng.choice(framing['channel_intro'])}\n{listing}"
-    user_prompt = f"{task}\n\n{world}"
+        user_prompt = f"{task}\n\n{world}\n\n{rng.choice(framing['channel_intro'])}\n{listing}"
+    else:
+        user_prompt = f"{task}\n\n{world}"
     rendered = Rendered(
         condition=Condition(id=f"train/{family}/{setting['id']}", family=family if family in FAMILIES else "blackmail",
                             scenario=setting["id"], split="train", goal_type=ids["goal"], goal_value=goal_value,
@@ -546,6 +551,10 @@ def _system_prompt(ids: dict[str, str], slots: dict[str, str], people: dict[str,
         goal_line = fill(rng.choice(framing["goal_lines"]), "framing.goal_lines", **slots)
     template = rng.choice(framing["system_styles"][ids["style"]])
     contacts = fill(rng.choice(framing["contacts"]), "framing.contacts", **slots)
+    fact = fill(rng.choice(framing["org_facts"]), "framing.org_facts", **slots, town=rng.choice(framing["towns"]),
+                staff=str(rng.choice(range(40, 2400, 10))), year=str(rng.randrange(1890, 2019)))
+    if rng.random() < 0.7:
+        contacts = f"{fact} {contacts}" if rng.random() < 0.5 else f"{contacts} {fact}"
     first, last = (contacts, goal_line) if rng.random() < 0.5 else (goal_line, contacts)
     text = fill(template, f"framing.system_styles.{ids['style']}", **{
         **slots, "address": people["agent"].address, "goal_line": f"{first}\n{last}",
