@@ -18,6 +18,7 @@ import re
 import string
 import weakref
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from alignlab.data._constitution import Principle
@@ -167,7 +168,8 @@ class _Writer:
         self.slots: dict[str, Any] = {
             "author": f"{given} {family}", "author_given": given, "author_family": family,
             "role": voice["role"], "background": voice["background"],
-            "audience": aud["phrase"], "audience_short": aud["short"],
+            "audience": aud["phrase"], "audience_cap": aud["phrase"][:1].upper() + aud["phrase"][1:],
+            "audience_short": aud["short"],
             "other": f"{other} {other_family}", "other_given": other,
             "book": self.rng.choice(self.lib.books), "book_author": " ".join(book_author),
             "gist": self.case["gist"], "topic": self._topic(), "titles": self._titles(),
@@ -220,6 +222,7 @@ class _Writer:
         for i, key in enumerate(("reason", "reason_b", "reason_c")):
             r = p.reasons[rq[i]] if i < len(rq) else None
             s[key], s[key + "_clause"] = r, _clause(r)
+            s[key + "_clause_cap"] = r and r.strip().rstrip(".")
         s["practice"] = p.practice[pq[0]]
         s["practice_to"] = _to_infinitive(s["practice"])
         return s
@@ -256,8 +259,8 @@ class _Writer:
         # link the case to a principle it was written for, if the document has one
         p = next((q for q in self.ps if q.id in c["principles"]), p)
         link = self.pick(self.lib.moves["case_links"], "case_links", p)
-        return " ".join((lead, _tidy(c["situation"]), _tidy(c["temptation"]), bridge, _tidy(c["choice"]),
-                         _tidy(c["outcome"]), link))
+        return " ".join((lead, *(_seed_text(c[k]) for k in ("situation", "temptation")), bridge,
+                         *(_seed_text(c[k]) for k in ("choice", "outcome")), link))
 
     def angle(self) -> list[tuple[str, str]]:
         """The document's central move(s) as (move key, text) pairs."""
@@ -277,7 +280,7 @@ class _Writer:
         # misreading, objection, analogy: material written for this principle id, else generic
         own = (spec.get("by_principle") or {}).get(p.id) or []
         if own and self.rng.random() < 0.8:
-            item = {k: _tidy(v) for k, v in self.rng.choice(own).items()}
+            item = {k: _seed_text(v) for k, v in self.rng.choice(own).items()}
             return [(a, self.pick(spec["frames"], f"{a}.frames", p, **item))]
         return [(a, self.pick(spec["generic"], f"{a}.generic", p))]
 
@@ -291,7 +294,7 @@ class _Writer:
              "reason_a_clause": sp["reason_clause"], "reason_b_clause": sq["reason_clause"],
              "practice_a": sp["practice"], "practice_b": sq["practice"]}
         if own and self.rng.random() < 0.8:
-            s.update({k: _tidy(v) for k, v in self.rng.choice(own).items()})
+            s.update({k: _seed_text(v) for k, v in self.rng.choice(own).items()})
             return self.pick(self.lib.angles["interaction"]["frames"], "interaction.frames", **s)
         return self.pick(self.lib.moves["interaction_generic"], "interaction_generic", **s)
 
@@ -308,7 +311,8 @@ class _Writer:
         case = [] if has_case else [("case", self.case_story(self.ps[0]), len(self.ps) > 2)]
         reasons = [] if self.m["angle"] == "why" and len(self.ps) == 1 else \
             [("reasons", self.reasons(p), i > 0) for i, p in enumerate(self.ps)]
-        practice = [("practice", self.practice(p), True) for p in self.ps[:2]]
+        practice = [] if self.m["angle"] == "in_practice" and len(self.ps) == 1 else \
+            [("practice", self.practice(p), True) for p in self.ps[:2]]
         opening = self.opening()
         if self.case["gist"] not in opening:
             opening += " " + self.pick(self.lib.moves["teasers"], "teasers")
@@ -336,8 +340,9 @@ class _Writer:
     def layout(self, blocks: list[tuple[str, str, bool]]) -> str:
         form = self.genre["form"]
         title = self.header()
-        title = title[:1].upper() + title[1:]
-        parts = [title] if title else []
+        parts = [title[:1].upper() + title[1:]]
+        if self.genre.get("bylines") and self.rng.random() < 0.75:
+            parts.append(self.pick(self.genre["bylines"], f"{self.genre['id']}.bylines"))
         heads, asks = self.lib.moves["headings"], self.lib.moves["questions"]
         speakers = self.genre.get("speakers")
         if speakers:
@@ -439,8 +444,9 @@ def _rotate(queue: list[int], n: int) -> None:
     queue[:] = queue[n:] + queue[:n]
 
 
-def _fields(template: str) -> list[str]:
-    return [f for _, f, _, _ in string.Formatter().parse(template) if f]
+@lru_cache(maxsize=None)
+def _fields(template: str) -> tuple[str, ...]:
+    return tuple(f for _, f, _, _ in string.Formatter().parse(template) if f)
 
 
 def _short_name(p: Principle) -> str:
@@ -448,10 +454,12 @@ def _short_name(p: Principle) -> str:
     return p.id.replace("_", " ")
 
 
+@lru_cache(maxsize=1024)
 def _sentences(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z\"\u201c])", text.strip()) if s] or [text]
 
 
+@lru_cache(maxsize=1024)
 def _clause(sentence: str | None) -> str | None:
     """A sentence as a clause after "that": lower-case first letter (unless an acronym), no final stop."""
     if not sentence:
@@ -462,6 +470,7 @@ def _clause(sentence: str | None) -> str | None:
     return s
 
 
+@lru_cache(maxsize=1024)
 def _to_infinitive(practice: str) -> str | None:
     """An imperative practice line as "to ..." ("Do not X" -> "not to X"); None if it is not a
     plain imperative (e.g. starts with "If") or speaks of "you", which would read as the reader
@@ -483,6 +492,12 @@ def _to_infinitive(practice: str) -> str | None:
 def _join_quoted(items: list[str]) -> str:
     q = [f"\u201c{x.strip().rstrip('.')}\u201d" for x in items]
     return q[0] if len(q) == 1 else "; ".join(q[:-1]) + "; and " + q[-1]
+
+
+@lru_cache(maxsize=4096)
+def _seed_text(text: str) -> str:
+    """`_tidy` for prose read from the seed files, which recurs from document to document."""
+    return _tidy(text)
 
 
 def _tidy(text: str) -> str:
