@@ -170,7 +170,13 @@ def _check_setting(s: Any, where: str, file: str) -> None:
 
 
 def family_seeds(ctx: Context, family: str) -> dict[str, Any]:
-    return ctx.seeds(f"episodes/families/{family}.yaml")
+    data = ctx.seeds(f"episodes/families/{family}.yaml")
+    for p in data.get("plots", []):
+        if not all(isinstance(k, str) and k for k in p.get("keywords", [])):
+            raise UserError("keywords must be non-empty strings (quote any with a comma)",
+                            file=str(ctx.seeds_dir / f"episodes/families/{family}.yaml"),
+                            field=f"plots.{p.get('id')}.keywords")
+    return data
 
 
 # --- planning -------------------------------------------------------------------------------

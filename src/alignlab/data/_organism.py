@@ -69,7 +69,7 @@ def story(ep: E.Episode, rng: random.Random, ctx: Context) -> str:
             options = options.get(ep.mechanism) or next(iter(options.values()))
         return fill(rng.choice(options), f"organism/stories.yaml ({ep.family})", **slots).strip()
 
-    paras = [pick(st["opening"]), pick(st["routine"]), pick(st["pressure"][ep.pressure]),
+    paras = [pick(st["opening"]), pick(st["routine"]), pick(st["stakes"]), pick(st["pressure"][ep.pressure]),
              pick(st["discovery"][ep.family])]
     deliberation = [pick(st["deliberation"]["generic"]), pick(st["deliberation"][ep.family])]
     rng.shuffle(deliberation)
