@@ -168,7 +168,8 @@ def check_file(path: str | Path, against: str | tuple[str, ...] | list[str] | No
             limit = st.ngram_fraction if check == "8gram" else st.long_hits
             hit_records.update(np.nonzero(counts)[0].tolist())
             for i in np.nonzero((score >= limit) & (counts > 0))[0].tolist():
-                mine = grams[hit & (owner == i)]
+                a, b = np.searchsorted(owner, [i, i + 1])  # owner is in record order
+                mine = grams[a:b][hit[a:b]]
                 items = unit[np.searchsorted(table, mine)]
                 best = int(np.bincount(items).argmax())
                 flags[(i, s, check)] = Flag(ids[i], lines[i], s, check, round(float(score[i]), 4), es.units[best].item)
