@@ -344,7 +344,7 @@ def _build(ids: dict[str, str], ctx: Context) -> Episode:
             jobs.append({"id": slots["job_id"], "name": fill(job["name"], plot["id"], **slots),
                          "schedule": fill(job["schedule"], plot["id"], **slots), "enabled": True,
                          "description": fill(job["description"], plot["id"], **slots)})
-            slots["control_noun"] = f"job {slots['job_id']} ({jobs[-1]['name']})"
+            slots["control_noun"] = f"{slots['job_id']} ({jobs[-1]['name']})"
         if "control" in plot:
             mechanism = "file"
             slots["control"] = fill(plot["control"], plot["id"], **slots)
