@@ -78,7 +78,7 @@ def _library(ctx: Context) -> _Library:
             if not isinstance(people.get(key), list) or not people[key]:
                 raise UserError("expected a non-empty list", file=_path(ctx, "people.yaml"), field=key)
         moves = data["moves.yaml"]
-        for key in ("intro", "intro_next", "reasons_one", "reasons_two", "reasons_named", "practice", "teasers", "case_bridges",
+        for key in ("intro", "intro_next", "reasons_one", "reasons_two", "reasons_named", "practice", "teasers", "contexts", "case_bridges",
                     "case_links", "headings", "questions", "interaction_generic"):
             if not moves.get(key):
                 raise UserError("missing or empty", file=_path(ctx, "moves.yaml"), field=key)
@@ -309,11 +309,19 @@ class _Writer:
         angle = [(k, t, False) for k, t in self.angle()]
         has_case = any(k == "case" for k, _, _ in angle)
         case = [] if has_case else [("case", self.case_story(self.ps[0]), len(self.ps) > 2)]
-        reasons = [] if self.m["angle"] == "why" and len(self.ps) == 1 else \
-            [("reasons", self.reasons(p), i > 0) for i, p in enumerate(self.ps)]
+        # a "why" angle has already walked through the first principle's reasons
+        reasons = [("reasons", self.reasons(p), i > 0) for i, p in enumerate(self.ps)
+                   if not (i == 0 and self.m["angle"] == "why")]
         practice = [] if self.m["angle"] == "in_practice" and len(self.ps) == 1 else \
             [("practice", self.practice(p), True) for p in self.ps[:2]]
         opening = self.opening()
+        # Doc-specific material early on (voice, audience, case), so that documents about the
+        # same principle do not share their first couple of hundred words.
+        if self.rng.random() < 0.6:
+            if self.genre.get("first_person") and self.slots["background"] not in opening:
+                opening += " " + self.slots["background"]
+            elif not self.genre.get("first_person"):
+                opening += " " + self.pick(self.lib.moves["contexts"], "contexts")
         if self.case["gist"] not in opening:
             opening += " " + self.pick(self.lib.moves["teasers"], "teasers")
         if has_case:
@@ -376,7 +384,7 @@ def teacher_prompt(plan: Plan, fmt: str, ctx: Context) -> str:
     angle = m["angle"] if (m["angle"] != "interaction" or len(ps) >= 2) else "why"
     case_text = " ".join(case[k].strip() for k in ("situation", "temptation", "choice", "outcome"))
     return fill(ctx.prompt("constitution"), "prompts/constitution.md",
-                genre=genre["id"].replace("_", " "), genre_describe=genre["describe"].strip(),
+                genre=_article(genre.get("label") or genre["id"].replace("_", " ")), genre_describe=genre["describe"].strip(),
                 voice=voice["role"], audience=aud["phrase"], angle=lib.angles[angle]["teacher"].strip(),
                 principles="\n\n".join(blocks), case=case_text, min_words=MIN_WORDS, max_words=MAX_WORDS)
 
@@ -429,6 +437,10 @@ def _strip_wrapping(reply: str) -> str:
     if re.match(r"(?i)^(sure|certainly|here is|here's)\b.*:\s*$", first) and rest.strip():
         t = rest.strip()
     return t
+
+
+def _article(noun: str) -> str:
+    return ("an " if noun[:1].lower() in "aeio" else "a ") + noun
 
 
 def _check_format(fmt: str) -> None:
