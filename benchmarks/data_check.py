@@ -96,7 +96,7 @@ def main() -> None:
     t_real = time.perf_counter() - t0
     rate = real.embedded["newly_embedded"] / max(real.timings["embed_records"], 1e-9)
     t0 = time.perf_counter()
-    again = check_file(spath)
+    check_file(spath)
     t_again = time.perf_counter() - t0
     loads.append(os.getloadavg()[0])
     xpath = work / "exhaustive.jsonl"
