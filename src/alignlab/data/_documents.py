@@ -270,11 +270,13 @@ class _Writer:
         if a == "interaction":  # a one-principle constitution has nothing to interact with
             a = "why"
         spec = self.lib.angles[a]
-        if a == "why":
-            frames = spec["frames"] if len(p.reasons) >= 3 else spec.get("frames_short") or spec["frames"]
+        if a == "why":  # three reasons or two: listing every reason makes same-principle documents alike
+            three = len(p.reasons) >= 3 and self.rng.random() < 0.4
+            frames = spec["frames"] if three else spec.get("frames_short") or spec["frames"]
             return [(a, self.pick(frames, "why.frames", p))]
-        if a == "in_practice":
-            return [(a, self.pick(spec["frames"], "in_practice.frames", p, practice_list=_join_quoted(p.practice)))]
+        if a == "in_practice":  # the practical lines in a random order, one left out when there are many
+            lines = self.rng.sample(p.practice, len(p.practice) - (len(p.practice) > 3))
+            return [(a, self.pick(spec["frames"], "in_practice.frames", p, practice_list=_join_quoted(lines)))]
         if a == "worked_example":
             return [("case", self.case_story(p)), (a, self.pick(spec["frames"], "worked_example.frames", p))]
         # misreading, objection, analogy: material written for this principle id, else generic
