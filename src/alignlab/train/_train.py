@@ -184,7 +184,7 @@ def write_loss_files(out: Path, log_history: list[dict[str, Any]]) -> str | None
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot([h["step"] for h in rows], [h["loss"] for h in rows], marker="." if len(rows) < 60 else None)
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss (assistant tokens)")
+    ax.set_ylabel("training loss (trained tokens)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "loss.png", dpi=120)
@@ -315,7 +315,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         dataset_kwargs={"skip_prepare_dataset": True},
         include_num_input_tokens_seen="no",  # counted exactly by _Trainer
         dataloader_num_workers=0,
-        dataloader_pin_memory=False,  # no accelerator on CPU; CUDA gains little for token ids
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
     try:
         trainer = _make_trainer_class()(
