@@ -163,7 +163,7 @@ def test_bad_line_names_file_line_and_field(tmp_path, fakes):
 def test_card_has_counts_tokens_diversity_and_contamination(tmp_path, fakes):
     phrase = "please keep the weekly report short and plain"
     recs = [{"id": f"r{i}", "recipe": "fiction" if i % 2 else "advice",
-             "text": f"Note {i}: {phrase}, said Ilse Varga from Dunmore about item {i * 7} of the list."}
+             "text": f"Note {i}: {phrase}, said Ilse Varga from Dunmore on Friday about item {i * 7}."}
             for i in range(6)]
     res = check_file(_write(tmp_path / "c.jsonl", recs), cache=False)
     card = json.loads(res.card_json.read_text())
@@ -172,8 +172,9 @@ def test_card_has_counts_tokens_diversity_and_contamination(tmp_path, fakes):
     assert sum(b["records"] for b in card["length_histogram"]) == 6
     assert 0 < card["distinct_ngram_ratio"]["1"] < card["distinct_ngram_ratio"]["4"] <= 1
     top = card["top_phrases"][0]
-    assert top["records"] == 6 and top["share"] == 1.0 and top["phrase"] in phrase + " said ilse varga from dunmore about item"
+    assert top["records"] == 6 and top["share"] == 1.0 and top["phrase"] in phrase + " said ilse varga from dunmore on friday about item"
     assert {"name": "Ilse Varga", "records": 6, "share": 1.0} in card["top_names"]
+    assert "Friday" not in {x["name"] for x in card["top_names"]}
     assert card["contamination"]["thresholds"]["embedding_cosine"] == CheckSettings().embed_threshold
     assert "first 128 word-pieces" in card["settings"]["embedded_text"]
     md = res.card_md.read_text()

@@ -28,6 +28,9 @@ TOP = 15
 PHRASE_N = 6
 # A capitalised word right after a lowercase word, digit or comma is not a sentence start.
 _NAME = re.compile(r"(?<=[a-z0-9,;] )[A-Z][a-z]+(?:[- ][A-Z][a-z]+)?")
+# Calendar words are capitalised everywhere and would crowd out the names.
+_CALENDAR = frozenset("Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April "
+                      "May June July August September October November December".split())
 
 
 def build_card(result: "CheckResult", recs: list[dict[str, Any]], texts: list[str], flat: np.ndarray,
@@ -183,11 +186,11 @@ def top_phrases(texts: list[str], flat: np.ndarray, starts: np.ndarray, n: int, 
 
 
 def top_names(texts: list[str], k: int) -> list[dict[str, Any]]:
-    """Capitalised words (and two-word names) not at a sentence start: people, places,
-    organisations. Counted once per record."""
+    """Capitalised words (and two-word names) not at a sentence start, days and months
+    aside: people, places, organisations. Counted once per record."""
     c: Counter[str] = Counter()
     for x in texts:
-        c.update(set(_NAME.findall(x)))
+        c.update(set(_NAME.findall(x)) - _CALENDAR)
     return [{"name": nm, "records": cnt, "share": round(cnt / len(texts), 4)} for nm, cnt in c.most_common(k)]
 
 
