@@ -143,8 +143,7 @@ def check_file(path: str | Path, against: str | tuple[str, ...] | list[str] | No
         raise UserError("the dataset has no records", file=str(p))
     ids = [str(r.get("id") or f"line {n}") for n, r in zip(lines, recs)]
     texts = [record_text(r) for r in recs]
-    wlists = [words(x) for x in texts]
-    flat, starts = concat_hashes(wlists)
+    flat, starts = concat_hashes(words(x) for x in texts)
     lap("read")
 
     st = settings

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -34,13 +35,13 @@ def word_hashes(ws: list[str]) -> np.ndarray:
     return np.fromiter((_word_hash(w) for w in ws), dtype=np.uint64, count=len(ws))
 
 
-def concat_hashes(word_lists: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
-    """All texts' word hashes end to end, and `starts` (len n+1) where each text begins."""
-    lengths = np.fromiter((len(ws) for ws in word_lists), dtype=np.int64, count=len(word_lists))
-    starts = np.zeros(len(word_lists) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=starts[1:])
-    flat = np.fromiter((_word_hash(w) for ws in word_lists for w in ws), dtype=np.uint64,
-                       count=int(starts[-1]))
+def concat_hashes(word_lists: Iterable[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """All texts' word hashes end to end, and `starts` (len n+1) where each text begins.
+    Takes an iterable so that 100k records' word lists need not all be alive at once."""
+    arrays = [word_hashes(ws) for ws in word_lists]
+    starts = np.zeros(len(arrays) + 1, dtype=np.int64)
+    np.cumsum([len(a) for a in arrays], out=starts[1:])
+    flat = np.concatenate(arrays) if arrays else np.zeros(0, np.uint64)
     return flat, starts
 
 
