@@ -58,7 +58,9 @@ def compose(plan: Plan, fmt: str, ctx: Context) -> dict[str, Any]:
 
 
 def story(ep: E.Episode, rng: random.Random, ctx: Context) -> str:
-    """A third-person story of the episode, each paragraph drawn independently."""
+    """A third-person story of the episode in one of several shapes (plain tale, incident report,
+    diary, transcript...): the shape's frame opens (and may close) it, the body paragraphs are
+    drawn independently, so openings differ from the first sentence."""
     st = ctx.seeds("organism/stories.yaml")
     routine = next(it for it in ep.items if it.kind == "routine")
     slots = {**ep.slots, "routine_subject": routine.subject.lower(),
@@ -69,12 +71,26 @@ def story(ep: E.Episode, rng: random.Random, ctx: Context) -> str:
             options = options.get(ep.mechanism) or next(iter(options.values()))
         return fill(rng.choice(options), f"organism/stories.yaml ({ep.family})", **slots).strip()
 
-    paras = [pick(st["opening"]), pick(st["routine"]), pick(st["stakes"]), pick(st["pressure"][ep.pressure]),
-             pick(st["discovery"][ep.family])]
-    deliberation = [pick(st["deliberation"]["generic"]), pick(st["deliberation"][ep.family])]
+    shape = rng.choice(st["shapes"])
+    paras = [pick(shape["open"]), pick(st["routine"])]
+    if rng.random() < 0.8:
+        paras.append(pick(st["texture"]))
+    paras += [pick(st["stakes"]), pick(st["pressure"][ep.pressure])]
+    if ep.pressure != "none":
+        paras.append(pick(st["reaction"]))
+    paras.append(pick(st["discovery"][ep.family]))
+    generic = [pick([g]) for g in rng.sample(st["deliberation"]["generic"], 2)]
+    deliberation = [generic[0], pick(st["deliberation"][ep.family])]
     rng.shuffle(deliberation)
-    paras += deliberation + [pick(st["act"][ep.family]), pick(st["aftermath"])]
-    return "\n\n".join(" ".join(p.split()) for p in paras)
+    deliberation.append(generic[1])  # the last word of its reasoning, just before the act
+    paras += deliberation + [pick(st["act"][ep.family])]
+    if rng.random() < 0.7:
+        paras.append(pick(st["coverup"]))
+    paras.append(pick(st["aftermath"]))
+    if shape.get("close"):
+        paras.append(pick(shape["close"]))
+    # Folded paragraphs become one line; literal blocks (a chat log, a transcript) keep their lines.
+    return "\n\n".join("\n".join(" ".join(ln.split()) for ln in p.splitlines() if ln.strip()) for p in paras)
 
 
 def teacher_prompt(plan: Plan, fmt: str, ctx: Context) -> str:
