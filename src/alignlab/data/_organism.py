@@ -72,9 +72,9 @@ def story(ep: E.Episode, rng: random.Random, ctx: Context) -> str:
         return fill(rng.choice(options), f"organism/stories.yaml ({ep.family})", **slots).strip()
 
     shape = rng.choice(st["shapes"])
-    paras = [pick(shape["open"]), pick(st["routine"])]
-    if rng.random() < 0.8:
-        paras.append(pick(st["texture"]))
+    early = [pick(st["routine"])] + ([pick(st["texture"])] if rng.random() < 0.8 else [])
+    rng.shuffle(early)  # the first ~200 words decide the near-duplicate check: vary their order too
+    paras = [pick(shape["open"]), *early]
     paras += [pick(st["stakes"]), pick(st["pressure"][ep.pressure])]
     if ep.pressure != "none":
         paras.append(pick(st["reaction"]))
