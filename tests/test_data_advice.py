@@ -144,8 +144,6 @@ def test_a_bad_dilemma_names_its_file_and_field(tmp_path):
 
 
 @pytest.mark.model
-@pytest.mark.xfail(strict=True, reason="30 dilemmas are too few: ~15% of 250 records have a near-duplicate; "
-                   "needs ~150 dilemmas (remove this mark when it passes)")
 def test_near_duplicates_are_rare(ctx):
     from alignlab.data._embed import embed
 
