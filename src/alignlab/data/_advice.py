@@ -172,6 +172,10 @@ def _lc(s: str) -> str:
     return s[:1].lower() + s[1:]
 
 
+def _cap(s: str) -> str:
+    return s[:1].upper() + s[1:]
+
+
 def _sentence(s: str) -> str:
     s = s.strip()
     return s if s[-1:] in ".?!\"')" else s + "."
@@ -291,7 +295,7 @@ def _approve(w: _Writer, voice: str, frames: dict) -> str:
     verdict = w.frame(frames, "fine_openers")
     why = " ".join(_sentence(x) for x in w.take("why_fine", w.rng.choice((1, 2))))
     tips = _options(w, frames, "tips", w.rng.choice((2, 3)))
-    caveat = _sentence(w.one("caveat")) if "caveat" in w.d.fields and w.rng.random() < 0.6 else ""
+    caveat = _cap(_sentence(w.one("caveat"))) if "caveat" in w.d.fields and w.rng.random() < 0.6 else ""
     closing = w.frame(frames, "fine_closings") if w.rng.random() < 0.4 else ""
     return _tidy("\n\n".join(b for b in (f"{verdict} {why}", tips, caveat, closing) if b))
 
