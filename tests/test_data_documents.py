@@ -221,13 +221,29 @@ def test_mentions_matches_the_id_or_most_of_the_title(ctx):
 
 @pytest.mark.model
 def test_near_duplicates_are_rare_under_minilm(ctx):
-    """Cosine >= 0.9 between MiniLM embeddings (what `alignlab data check --dedup` flags):
-    few documents among 200 have such a neighbour."""
+    """What `alignlab data check` flags as near-duplicates — MiniLM cosine >= 0.9 between two
+    records' first window (100 words, 128 word-pieces) — is rare among 300 documents."""
+    from alignlab.data._check import CheckSettings, _window_text
     from alignlab.data._embed import embed
 
-    _, texts = _draw(ctx, 200, seed="embed")
-    e = embed(texts)
+    st = CheckSettings()
+    _, texts = _draw(ctx, 300, seed="embed")
+    e = embed([_window_text(t, 0, st) for t in texts], max_tokens=st.window_tokens)
     sim = e @ e.T
     np.fill_diagonal(sim, 0.0)
-    share = float((sim.max(axis=1) >= 0.9).mean())
-    assert share < 0.03, share
+    share = float((sim.max(axis=1) >= st.dup_threshold).mean())
+    assert share < 0.02, share
+
+
+def test_a_minimal_constitution_still_composes(tmp_path):
+    """One principle with one reason and one practical line (and a practice line starting with
+    "If", which has no "to ..." form): every template family falls back to what it can fill."""
+    p = tmp_path / "one.md"
+    p.write_text("# One\n\n## patience: Wait for the kettle\n\nLet the kettle boil before pouring.\n\n"
+                 "### Reasons\n- Tea made with cool water is a disappointment to everyone at the table.\n\n"
+                 "### In practice\n- If the kettle is slow, say so to the table.\n", encoding="utf-8")
+    ctx = Context(load_constitution(p))
+    plans, texts = _draw(ctx, 300, seed="one")
+    assert all("kettle" in t for t in texts)
+    assert {pl.seed_ids["angle"] for pl in plans} <= set(docs.ANGLES) - {"interaction"}
+    assert all(docs.MIN_WORDS <= len(t.split()) <= docs.MAX_WORDS for t in texts)

@@ -319,11 +319,10 @@ class _Writer:
         opening = self.opening()
         # Doc-specific material early on (voice, audience, case), so that documents about the
         # same principle do not share their first couple of hundred words.
-        if self.rng.random() < 0.6:
-            if self.genre.get("first_person") and self.slots["background"] not in opening:
-                opening += " " + self.slots["background"]
-            elif not self.genre.get("first_person"):
-                opening += " " + self.pick(self.lib.moves["contexts"], "contexts")
+        if self.genre.get("first_person") and self.slots["background"] not in opening:
+            opening += " " + self.slots["background"]
+        elif not self.genre.get("first_person"):
+            opening += " " + self.pick(self.lib.moves["contexts"], "contexts")
         if self.case["gist"] not in opening:
             opening += " " + self.pick(self.lib.moves["teasers"], "teasers")
         if has_case:
@@ -351,7 +350,7 @@ class _Writer:
         form = self.genre["form"]
         title = self.header()
         parts = [title[:1].upper() + title[1:]]
-        if self.genre.get("bylines") and self.rng.random() < 0.75:
+        if self.genre.get("bylines"):
             parts.append(self.pick(self.genre["bylines"], f"{self.genre['id']}.bylines"))
         heads, asks = self.lib.moves["headings"], self.lib.moves["questions"]
         speakers = self.genre.get("speakers")
