@@ -142,7 +142,7 @@ def _make_trainer_class():
 
     class _Trainer(SFTTrainer):
         """SFTTrainer counting real (unpadded) tokens into `state.num_input_tokens_seen`, which
-        checkpoints keep, so the total survives a resume."""
+        checkpoints keep, so the total survives a resume; the loss is the model's own."""
 
         session_tokens = 0
 
@@ -152,6 +152,15 @@ def _make_trainer_class():
             self.state.num_input_tokens_seen += n
             self.session_tokens += n
             return super().training_step(model, inputs, num_items_in_batch)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            # The model's own cross-entropy, not TRL's fused head: its per-token entropy and
+            # accuracy metrics cost 13% more CPU per step on the embedded model.
+            # use_cache=False also keeps packed examples apart (a cache disables the packed mask).
+            from transformers import Trainer
+
+            return Trainer.compute_loss(self, model, {**inputs, "use_cache": False}, return_outputs,
+                                        num_items_in_batch)
 
         def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
             if "loss" in logs:
@@ -163,7 +172,7 @@ def _make_trainer_class():
 
 # --- outputs -----------------------------------------------------------------------------------
 
-LOSS_COLUMNS = ("step", "epoch", "loss", "learning_rate", "grad_norm", "tokens", "mean_token_accuracy")
+LOSS_COLUMNS = ("step", "epoch", "loss", "learning_rate", "grad_norm", "tokens")
 
 
 def write_loss_files(out: Path, log_history: list[dict[str, Any]]) -> str | None:
