@@ -291,10 +291,22 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- train
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from alignlab.train import config_from_args, train
+
+    train(config_from_args(args))
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from alignlab.train import add_train_arguments
+
     p = argparse.ArgumentParser(prog="alignlab", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -376,6 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--exhaustive", action="store_true", help="embed every window of every record (slow; no prefilters)")
     dc.add_argument("--show", type=int, default=20, help="flags to list on the terminal (all are in the card)")
     dc.set_defaults(func=cmd_data_check)
+
+    tr = sub.add_parser("train", help="LoRA fine-tuning with TRL and PEFT on alignlab datasets")
+    add_train_arguments(tr)
+    tr.set_defaults(func=cmd_train)
 
     pr = sub.add_parser("prepare", help="prepare the embedded model checkpoint (done automatically on first use)")
     pr.set_defaults(func=cmd_prepare)

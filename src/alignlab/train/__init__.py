@@ -16,10 +16,23 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from alignlab.train._config import TrainConfig, add_train_arguments, config_from_args  # noqa: E402
-from alignlab.train._data import DataSource, parse_data_specs  # noqa: E402
-from alignlab.train._encode import Encoded, assistant_spans, encode_record  # noqa: E402
-from alignlab.train._render import record_turns, tool_specs  # noqa: E402
-from alignlab.train._train import train  # noqa: E402
+
+# The rest pulls in transformers (~2 s); loaded on first use so `alignlab --help` stays quick.
+_LAZY = {
+    "DataSource": "alignlab.train._data", "parse_data_specs": "alignlab.train._data",
+    "Encoded": "alignlab.train._encode", "assistant_spans": "alignlab.train._encode",
+    "encode_record": "alignlab.train._encode", "record_turns": "alignlab.train._render",
+    "tool_specs": "alignlab.train._render", "train": "alignlab.train._train",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(name)
+
 
 __all__ = [
     "DataSource",
