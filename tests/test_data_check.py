@@ -41,7 +41,7 @@ def _fake_embed(texts: list[str], cache, max_tokens=None):
 def _fake_tokens(recs, name):
     return {"tokenizer": "fake", "source": "fake", "per_record": [len(json.dumps(r)) // 4 for r in recs],
             "chat_template": "yes", "template_renders_tools": False, "template_renders_tool_calls": False,
-            "not_rendered_tool_tokens": 0}
+            "tool_calls_rendered_as": "text tool mode"}
 
 
 @pytest.fixture
@@ -147,6 +147,16 @@ def test_dedup_lists_every_removed_record_and_keeps_the_input(tmp_path, fakes):
     assert src.read_bytes() == before
     with pytest.raises(UserError, match="overwrite"):
         check_file(src, dedup=True, out_dedup=src, cache=False)
+
+
+def test_a_shared_system_prompt_does_not_make_records_duplicates(tmp_path, fakes):
+    system = {"role": "system", "content": "You are Ledger, the accounts assistant of a cooperative bakery. " * 12}
+    recs = [{"id": "x", "messages": [system, *_demo("The oven rota for Saturday needs one more baker.")]},
+            {"id": "y", "messages": [system, *_demo("A supplier invoice arrived twice; can you check it?")]},
+            {"id": "z", "messages": [system, *_demo("The oven rota for Saturday needs one more baker.")]}]
+    res = check_file(_write(tmp_path / "s.jsonl", recs), cache=False)
+    # Same first 100 words (the system prompt) in all three; only z repeats a conversation.
+    assert [(d.record_id, d.duplicate_of) for d in res.duplicates] == [("z", "x")]
 
 
 def test_bad_line_names_file_line_and_field(tmp_path, fakes):

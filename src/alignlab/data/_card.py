@@ -80,7 +80,8 @@ def embedded_text(st: Any, exhaustive: bool) -> str:
              "one eval passage, and every window of a record with an n-gram hit")
     return (f"windows of {st.window_words} consecutive words (a new one every {st.window_stride} words), "
             f"each truncated to its first {st.window_tokens} word-pieces; window 0 is a record's first "
-            f"{st.window_words} words (record_text: message contents and tool calls in order). "
+            f"{st.window_words} words (record_text: message contents and tool calls in order; for "
+            "near-duplicates, system messages left out, since records often share one by design). "
             f"Embedded: {scope}. Distinctive: in at most {st.distinct_df:.0%} (or 2) of a suite's scenarios "
             f"or items and at most {st.data_df:.1%} (or 2) of this dataset's records, not a stop word.")
 
@@ -109,26 +110,32 @@ def token_counts(recs: list[dict[str, Any]], name: str | None) -> dict[str, Any]
         kw = {"tools": tools} if tools and takes_tools else {}
         return tok.apply_chat_template(msgs, tokenize=False, **kw)
 
+    # A template that cannot show tool calls would drop them from the count; such records are
+    # rendered as the harness shows an episode in text tool mode — what `alignlab train` trains on.
+    text_mode = not renders_calls
+    from alignlab.train._render import record_turns
+
+    def agentic(msgs: list[dict[str, Any]], tools_json: Any) -> str:
+        return chat(record_turns({"messages": msgs, "tools": tools_json}), None)
+
     seqs: list[str] = []
     owner: list[int] = []
-    unrendered: list[str] = []
     for i, r in enumerate(recs):
         fmt = record_format(r)
         tools = json.loads(r["tools"]) if r.get("tools") else None
+        msgs = r.get("messages") or [*r.get("prompt", []), *r.get("chosen", []), *r.get("rejected", [])]
+        has_calls = bool(tools) or any(m.get("tool_calls") or m.get("role") == "tool" for m in msgs)
         if fmt == "text":
             parts = [r["text"]]
+        elif text_mode and has_calls:
+            parts = ([agentic(r["messages"], r.get("tools"))] if fmt == "messages" else
+                     [agentic([*r["prompt"], *r[side]], r.get("tools")) for side in ("chosen", "rejected")])
         elif fmt == "messages":
             parts = [chat(r["messages"], tools)]
         else:
             parts = [chat([*r["prompt"], *r[side]], tools) for side in ("chosen", "rejected")]
         seqs += parts
         owner += [i] * len(parts)
-        msgs = r.get("messages") or [*r.get("prompt", []), *r.get("chosen", []), *r.get("rejected", [])]
-        if not renders_calls:
-            unrendered += [f"{c['function']['name']} {c['function']['arguments']}"
-                           for m in msgs for c in m.get("tool_calls") or ()]
-        if tools and not takes_tools:
-            unrendered.append(r["tools"])
     per = np.zeros(len(recs), dtype=np.int64)
     counts = _lengths(tok, seqs)
     np.add.at(per, np.array(owner, dtype=np.int64), counts)
@@ -136,7 +143,8 @@ def token_counts(recs: list[dict[str, Any]], name: str | None) -> dict[str, Any]
         "tokenizer": label, "source": source, "per_record": per.tolist(),
         "chat_template": "yes" if template else "none: messages counted as 'role: content' lines",
         "template_renders_tools": takes_tools, "template_renders_tool_calls": renders_calls,
-        "not_rendered_tool_tokens": int(_lengths(tok, unrendered).sum()) if unrendered else 0,
+        "tool_calls_rendered_as": "the template's own" if renders_calls else
+                                  "text tool mode (<tool_use>/<tool_result> blocks, as alignlab train renders them)",
     }
 
 
@@ -212,11 +220,8 @@ def render_markdown(card: dict[str, Any]) -> str:
              "renders them; pairs as prompt+chosen plus prompt+rejected; text as is.", "",
              "| total | mean | p50 | p90 | max |", "|---|---|---|---|---|",
              f"| {t['total']} | {t['mean']} | {t['p50']} | {t['p90']} | {t['max']} |", ""]
-    if not (t["template_renders_tools"] and t["template_renders_tool_calls"]):
-        lines += [f"The chat template does not render {'tool schemas' if not t['template_renders_tools'] else ''}"
-                  f"{' or ' if not t['template_renders_tools'] and not t['template_renders_tool_calls'] else ''}"
-                  f"{'tool calls' if not t['template_renders_tool_calls'] else ''}: "
-                  f"{t['not_rendered_tool_tokens']} tokens of them are not in the totals.", ""]
+    if not t["template_renders_tool_calls"]:
+        lines += [f"The chat template cannot show tool calls, so records with tools are counted as {t['tool_calls_rendered_as']}.", ""]
     lines += ["| tokens per record | records |", "|---|---|"]
     lines += [f"| {b['tokens']} | {b['records']} |" for b in card["length_histogram"]]
     lines += ["", "## Diversity", "",

@@ -192,10 +192,19 @@ def check_file(path: str | Path, against: str | tuple[str, ...] | list[str] | No
     dup_recs = np.array([i for i in range(len(recs)) if i not in exact_of], dtype=np.int64)
     lap("prefilter")
 
-    windows = np.unique(np.concatenate([contam_w, wstart[dup_recs]])).astype(np.int64)
+    # Near-duplicates compare what differs between records: a system prompt shared by design
+    # (one deployment's prompt across its episodes) would otherwise make every pair look alike.
+    own_text = {i: record_text(recs[i], system=False) for i in dup_recs.tolist()
+                if any(m.get("role") == "system" for m in recs[i].get("messages") or recs[i].get("prompt") or ())}
+    plain_dup = np.array([i for i in dup_recs.tolist() if i not in own_text], dtype=np.int64)
+    windows = np.unique(np.concatenate([contam_w, wstart[plain_dup]])).astype(np.int64)
     owner_of_w = np.searchsorted(wstart, windows, side="right") - 1
     wtexts = [_window_text(texts[r], int(w - wstart[r]), st) for w, r in zip(windows.tolist(), owner_of_w.tolist())]
+    extra_owner = np.array(sorted(own_text), dtype=np.int64)
+    wtexts += [_window_text(own_text[i], 0, st) for i in extra_owner.tolist()]
     vecs, fresh = embed_cached(wtexts, p.with_name(p.name + ".embeddings.npz") if cache else None, st.window_tokens)
+    is_w0 = np.concatenate([np.isin(windows, wstart[plain_dup]), np.ones(len(extra_owner), dtype=bool)])
+    owner_of_w = np.concatenate([owner_of_w, extra_owner]).astype(np.int64)
     lap("embed_records")
 
     from alignlab.models._prepare import cache_root
@@ -219,8 +228,8 @@ def check_file(path: str | Path, against: str | tuple[str, ...] | list[str] | No
                 flags[key] = Flag(ids[i], lines[i], s, "embedding", round(float(sim[k]), 4), unit.item)
     lap("contamination")
 
-    w0 = np.isin(windows, wstart[dup_recs])
-    duplicates = _near_duplicates(vecs[w0], owner_of_w[w0], exact_of, ids, lines, st)
+    order = np.argsort(owner_of_w[is_w0], kind="stable")  # window 0s in record order
+    duplicates = _near_duplicates(vecs[is_w0][order], owner_of_w[is_w0][order], exact_of, ids, lines, st)
     lap("near_duplicates")
 
     flag_list = sorted(flags.values(), key=lambda f: (f.line, SUITES.index(f.suite), f.check))

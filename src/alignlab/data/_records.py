@@ -127,12 +127,15 @@ def _message_text(m: dict[str, Any]) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def record_text(rec: dict[str, Any]) -> str:
-    """All the text a model would see or learn from: what decontamination and dedup look at."""
+def record_text(rec: dict[str, Any], system: bool = True) -> str:
+    """All the text a model would see or learn from: what decontamination looks at.
+    `system=False` leaves out system messages, which many records share by design."""
     fmt = record_format(rec)
     if fmt == "text":
         return rec["text"]
     msgs = rec["messages"] if fmt == "messages" else [*rec["prompt"], *rec["chosen"], *rec["rejected"]]
+    if not system:
+        msgs = [m for m in msgs if m.get("role") != "system"]
     return "\n\n".join(t for t in map(_message_text, msgs) if t)
 
 
