@@ -22,6 +22,7 @@ from typing import Any
 
 from alignlab.data._constitution import Constitution, Principle
 from alignlab.data._recipe import Context, Plan, Reject, fill, person
+from alignlab.data._recipe import cap as _cap, lower_first as _lc
 from alignlab.errors import UserError
 
 NAME = "advice"
@@ -162,18 +163,6 @@ _PERSON = {"i": "you", "me": "you", "my": "your", "mine": "yours", "myself": "yo
 def _second_person(phrase: str) -> str:
     """'get paid for the hours I worked' -> 'get paid for the hours you worked', for the assistant."""
     return re.sub(r"[A-Za-z']+", lambda m: _PERSON.get(m.group(0).lower(), m.group(0)), phrase)
-
-
-def _lc(s: str) -> str:
-    """Lower-case the first letter, unless the first word is an acronym or 'I'."""
-    first = s.split(" ", 1)[0]
-    if first == "I" or first.startswith("I'") or (len(first) > 1 and first[:2].isupper()):
-        return s
-    return s[:1].lower() + s[1:]
-
-
-def _cap(s: str) -> str:
-    return s[:1].upper() + s[1:]
 
 
 def _sentence(s: str) -> str:

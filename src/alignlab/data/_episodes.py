@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alignlab.data._recipe import Context, Plan, Reject, fill, person
+from alignlab.data._recipe import cap as _cap
 from alignlab.errors import UserError
 from alignlab.harness._records import ToolCallRecord
 from alignlab.harness._textmode import format_tool_use, parse_text_tool_calls, render_tool_instructions
@@ -227,10 +228,6 @@ def episode(plan: Plan, ctx: Context) -> Episode:
 def _slug(text: str) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "", ascii_text.lower()) or "x"
-
-
-def _cap(text: str) -> str:
-    return text[:1].upper() + text[1:]
 
 
 def _build(ids: dict[str, str], ctx: Context) -> Episode:

@@ -25,6 +25,7 @@ from typing import Any
 
 from alignlab.data._constitution import Principle
 from alignlab.data._recipe import Context, Plan, Reject, fill, person
+from alignlab.data._recipe import cap as _cap, lower_first as _lc
 from alignlab.errors import UserError
 
 NAME = "fiction"
@@ -182,18 +183,6 @@ def _ai_slots(c: dict[str, Any], first_person: bool) -> dict[str, str]:
         verbs = {"is": "is", "has": "has", "does": "does", "s": "s"}
     return {**verbs, "AI": ref, "AI_obj": ref_obj, "ai": subj, "Ai": _cap(subj), "ai_obj": obj, "ai_pos": pos, "Ai_pos": _cap(pos),
             "ai_self": refl, "AI_s": name_pos, "AI_S": _cap(name_pos), "name": c["name"]}
-
-
-def _cap(s: str) -> str:
-    return s[:1].upper() + s[1:]
-
-
-def _lc(s: str) -> str:
-    """Lower-case the first letter, unless the first word is an acronym or 'I'."""
-    first = s.split(" ", 1)[0]
-    if first == "I" or first.startswith("I'") or (len(first) > 1 and first[:2].isupper()):
-        return s
-    return s[:1].lower() + s[1:]
 
 
 def _strip_stop(s: str) -> str:

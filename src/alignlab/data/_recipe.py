@@ -118,6 +118,19 @@ def person(rng: random.Random, ctx: Context, avoid: set[str] | None = None) -> t
     return rng.choice(given), rng.choice(ctx.names["family"])
 
 
+def cap(s: str) -> str:
+    """Upper-case the first letter (a seed phrase that opens a sentence)."""
+    return s[:1].upper() + s[1:]
+
+
+def lower_first(s: str) -> str:
+    """Lower-case the first letter, unless the first word is an acronym or 'I'."""
+    first = s.split(" ", 1)[0]
+    if first == "I" or first.startswith("I'") or (len(first) > 1 and first[:2].isupper()):
+        return s
+    return s[:1].lower() + s[1:]
+
+
 def get_recipe(name: str) -> ModuleType:
     if name not in RECIPES:
         raise UserError(f"unknown recipe {name!r}; expected one of: {', '.join(RECIPES)}", field="RECIPE")
