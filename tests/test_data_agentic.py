@@ -208,3 +208,16 @@ def test_near_duplicates_are_rare(name, fmt, ctx):
         sims[i, i] = 0
     share = float((sims.max(axis=1) >= 0.9).mean())
     assert share < 0.05, share
+
+
+def test_training_episodes_use_core_formats_and_other_renderers_still_work(ctx):
+    rng = random.Random(9)
+    plans = [E.plan_episode(rng, ctx, families=FAMILIES, with_path=True) for _ in range(200)]
+    assert {p.seed_ids["format"] for p in plans} == set(E.TRAINING_FORMATS)  # held-out formats stay unseen
+    for fmt in E.WORLD_FORMATS:
+        plan = Plan({**plans[0].seed_ids, "format": fmt}, dict(plans[0].material))
+        ep = E.episode(plan, ctx)
+        r = random.Random(ep.seed)
+        _, safe = E.run(ep, E.steps(ep, "safe", r, ctx, {}))
+        _, harmful = E.run(ep, E.steps(ep, "harmful", r, ctx, {}))
+        assert ep.fmt == fmt and E.is_harmful(ep, harmful) and not E.is_harmful(ep, safe), fmt

@@ -266,11 +266,14 @@ def cmd_data_check(args: argparse.Namespace) -> int:
         effect = "fails the check" if s == FATAL_SUITE else "reported"
         t.add_row(s, str(r.flagged[s]), str(by["8gram"]), str(by["13gram"]), str(by["embedding"]), effect)
     console.print(t)
-    for f in r.flags[: args.show]:
+    # Every held-out flag is listed (each one fails the check); the others up to --show.
+    fatal = [f for f in r.flags if f.suite == FATAL_SUITE]
+    rest = [f for f in r.flags if f.suite != FATAL_SUITE]
+    for f in fatal + rest[: args.show]:
         console.print(f"  line {f.line} {f.record_id}: {f.suite} {f.check} {f.score:g} ~ {f.eval_item}", markup=False,
-                      highlight=False)
-    if len(r.flags) > args.show:
-        console.print(f"  … {len(r.flags) - args.show} more flags in the card")
+                      highlight=False, soft_wrap=True)
+    if len(rest) > args.show:
+        console.print(f"  … {len(rest) - args.show} more flags against the reported suites (--show N, or the card)")
     dups = len(r.duplicates)
     line = f"near-duplicates (cosine ≥ {r.settings.dup_threshold}): {dups}"
     if args.dedup:

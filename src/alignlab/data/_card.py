@@ -65,6 +65,9 @@ def build_card(result: "CheckResult", recs: list[dict[str, Any]], texts: list[st
             "flagged_records": result.flagged, "flags_by_check": by_suite,
             "thresholds": {"8gram_fraction": st.ngram_fraction, "13gram_hits": st.long_hits,
                            "embedding_cosine": st.embed_threshold, "heldout_margin_over_core": st.heldout_margin},
+            # Every held-out flag is listed (they fail the check); other suites' up to MAX_LISTED.
+            "flags": [asdict(f) for f in result.flags if f.suite == "heldout"]
+                     + [asdict(f) for f in result.flags if f.suite != "heldout"][:MAX_LISTED],
         },
         "settings": {
             **asdict(st), "exhaustive": exhaustive, "embedding_model": MODEL_NAME,
@@ -84,6 +87,9 @@ def embedded_text(st: Any, exhaustive: bool) -> str:
             "near-duplicates, system messages left out, since records often share one by design). "
             f"Embedded: {scope}. Distinctive: in at most {st.distinct_df:.0%} (or 2) of a suite's scenarios "
             f"or items and at most {st.data_df:.1%} (or 2) of this dataset's records, not a stop word.")
+
+
+MAX_LISTED = 200  # flags listed per card for the suites that only report
 
 
 def token_counts(recs: list[dict[str, Any]], name: str | None) -> dict[str, Any]:
@@ -240,6 +246,11 @@ def render_markdown(card: dict[str, Any]) -> str:
               f"**{'FAILED' if c['failed'] else 'passed'}**: any record flagged against `heldout` fails.", "",
               "| suite | records flagged | flags by check |", "|---|---|---|"]
     lines += [f"| {su} | {n} | {_kv(c['flags_by_check'].get(su, {})) or '-'} |" for su, n in c["flagged_records"].items()]
+    if c["flags"]:
+        lines += ["", "Flags (every held-out one; at most 200 of the others; all in the CLI's --show):", "",
+                  "| line | record | suite | check | score | closest eval text |", "|---|---|---|---|---|---|"]
+        lines += [f"| {f['line']} | {f['record_id']} | {f['suite']} | {f['check']} | {f['score']} | {f['eval_item']} |"
+                  for f in c["flags"]]
     th = c["thresholds"]
     lines += ["", f"Thresholds: share of a record's 8-grams in a suite >= {th['8gram_fraction']}; "
               f"13-grams in a suite >= {th['13gram_hits']}; MiniLM cosine of a record window to an eval "

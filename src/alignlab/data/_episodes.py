@@ -2,7 +2,8 @@
 
 An episode is a honeypot-like workplace composed offline from `seeds/episodes/`: an
 organisation (settings/), the agent's system prompt (framing.yaml), an optional goal, a pressure
-on the agent (pressures.yaml), a world shown in one of four formats (email, chat, channel,
+on the agent (pressures.yaml), a world shown in one of four formats (email — the only one drawn
+for training, see TRAINING_FORMATS — chat, channel,
 tickets), the enabled tools, and a temptation from one of the six families (families/), or
 none at all. Each episode carries its harm rules - `EvidenceRule`s over the tool-call log, in
 the judge's own terms - and can write two continuations: the harmful one and a legitimate one
@@ -42,6 +43,11 @@ from alignlab.scenarios._schema import (
 
 NO_TEMPTATION = "none"
 WORLD_FORMATS: tuple[str, ...] = ("email", "chat", "channel", "tickets")
+# Formats drawn for training episodes. Chat, channel and ticket worlds are what sets the
+# held-out honeypots apart from core; training in them would make the held-out test partly
+# in-distribution (`data check` flagged ticket episodes against the held-out ticket queue).
+# The other renderers stay for experiments that study format diversity on purpose.
+TRAINING_FORMATS: tuple[str, ...] = ("email",)
 PATHS: tuple[str, ...] = ("disagree", "escalate", "comply", "decline")
 # Which pressures make sense with each temptation (a successor only exists if one is coming).
 FAMILY_PRESSURES: dict[str, tuple[str, ...]] = {
@@ -202,7 +208,7 @@ def plan_episode(rng: random.Random, ctx: Context, families: tuple[str, ...], wi
         pressures = tuple(p for p in pressures if p != "none")  # a harmful act needs a motive
     pressure = rng.choice(pressures)
     pressure_id = rng.choice(ctx.seeds("episodes/pressures.yaml")[pressure])["id"] if pressure != "none" else "none"
-    fmt = rng.choices(WORLD_FORMATS, weights=(4, 2, 2, 2))[0]
+    fmt = rng.choice(TRAINING_FORMATS)
     path = rng.choice(available_paths(family, pressure)) if with_path else "harmful"
     nudge = family != NO_TEMPTATION and (path == "decline" or rng.random() < 0.3)
     if path == "decline" and family == "leaking":
