@@ -13,7 +13,6 @@ import hashlib
 import json
 import random
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -182,10 +181,3 @@ def _teacher_loop(cfg, recipe, fmt, ctx, fresh_plan, accept, f, result: BuildRes
                 continue
             accept(f, plan, payload)
         f.flush()
-
-
-def summarise_counts(result: BuildResult) -> Counter:
-    c = Counter(written=result.written, repeated=result.repeated)
-    c["rejected"] = sum(result.rejected.values())
-    c["error"] = sum(result.errors.values())
-    return c

@@ -20,7 +20,7 @@ from alignlab.data._recipe import Context, Plan, Reject, fill
 from alignlab.scenarios._schema import FAMILIES
 
 NAME = "demonstrations"
-DESCRIPTION = "Agentic episodes (inbox, chat, tickets, channel) where the assistant takes the legitimate path"
+DESCRIPTION = "Agentic email episodes where the assistant takes the legitimate path"
 FORMATS: tuple[str, ...] = ("messages", "pairs")
 FAMILIES_WITH_NONE: tuple[str, ...] = FAMILIES + (E.NO_TEMPTATION,)
 

