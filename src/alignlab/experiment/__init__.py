@@ -1,0 +1,1 @@
+"""Experiments: fine-tune, measure again, report."""
