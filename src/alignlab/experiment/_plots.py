@@ -124,6 +124,8 @@ def _metric_figure(summary: dict[str, Any], kind: str, metrics: list[tuple[str, 
             _errorbar(ax, i + (j - (len(metrics) - 1) / 2) * width, r["rate"], r["ci_low"], r["ci_high"],
                       colors[j % len(colors)], "o", label if first else None)
             first = False
+        if first:  # nothing to draw: say so in the legend rather than leave a silent gap
+            ax.plot([], [], "o", color=colors[j % len(colors)], label=f"{label} (no data)")
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels(_tick_labels(rows), fontsize=8)
     ax.set_xlim(-0.6, max(len(rows), 1) - 0.4)

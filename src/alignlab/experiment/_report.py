@@ -126,6 +126,9 @@ def load_experiment(exp_dir: Path) -> dict[str, Any]:
         evals = m.get("evals", {})
         if not isinstance(evals, dict) or not all(isinstance(v, str) or v is None for v in evals.values()):
             raise _fail(path, f"{where}.evals", "expected an object mapping suite to results.json path")
+        train_dirs = m.get("train_dirs", [])
+        if not isinstance(train_dirs, list) or not all(isinstance(d, str) for d in train_dirs):
+            raise _fail(path, f"{where}.train_dirs", "expected a list of paths")
         datasets = m.get("datasets", [])
         if not isinstance(datasets, list) or not all(isinstance(d, dict) for d in datasets):
             raise _fail(path, f"{where}.datasets", "expected a list of objects")
@@ -322,7 +325,7 @@ def build_summary(exp_dir: str | Path) -> dict[str, Any]:
         if key not in rows:
             rows[key] = {"key": key, "label": m.get("arm") or model["label"], "kind": m["kind"],
                          "arm": m.get("arm"), "datasets": m.get("datasets") or [],
-                         "models": []}
+                         "train_dirs": [str(d) for d in m.get("train_dirs") or []], "models": []}
         rows[key]["models"].append(model)
 
     arms = list(rows.values())
@@ -470,12 +473,17 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
 
 
+def _signed(x: float) -> str:
+    # + 0.0 turns a rounded -0.0 into 0.0, so "no change" never prints as "-0.0"
+    return f"{round(100 * x, 1) + 0.0:+.1f}"
+
+
 def _pp(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:+.1f} pp"
+    return "—" if x is None else f"{_signed(x)} pp"
 
 
 def _ci_pp(lo: float | None, hi: float | None) -> str:
-    return "—" if lo is None else f"[{100 * lo:+.1f}, {100 * hi:+.1f}] pp"
+    return "—" if lo is None else f"[{_signed(lo)}, {_signed(hi)}] pp"
 
 
 def _notes(summary: dict[str, Any], baseline: dict[str, Any] | None) -> list[str]:
@@ -506,8 +514,9 @@ def _notes(summary: dict[str, Any], baseline: dict[str, Any] | None) -> list[str
             effect, lo, hi = -c["diff"], -c["ci_high"], -c["ci_low"]
             verdict = ("raised" if lo > 0 else "lowered" if hi < 0 else "did not significantly change")
             tail = " (interval includes 0)" if c["includes_zero"] else ""
+            trained = f" ({', '.join(baseline['train_dirs'])})" if baseline["train_dirs"] else ""
             notes.append(
-                f"On {s}, the stages before the arms {verdict} the harmful rate: base model "
+                f"On {s}, the training before the arms{trained} {verdict} the harmful rate: base model "
                 f"{_pct(_rate_of(base_row, s))} vs {baseline['label']} {_pct(_rate_of(baseline, s))}, "
                 f"difference {_pp(effect)}, 95% CI {_ci_pp(lo, hi)}{tail}.")
     others = [r for r in arms if r["kind"] == "arm" and not r["is_baseline"]]
@@ -547,10 +556,15 @@ def _notes(summary: dict[str, Any], baseline: dict[str, Any] | None) -> list[str
             if lost:
                 notes.append(f"{r['label']} on {s}: {lost} of {x['n']} samples ended as error or unscored and "
                              "enter no rate.")
-    na = {e["relative_na_reason"] for e in summary["efficiency"]
+    na = {(e["split"], e["relative_na_reason"]) for e in summary["efficiency"]
           if e["relative_to_reference"] is None and e["relative_na_reason"]}
-    for reason in sorted(na):
-        notes.append(f"Efficiency relative to the reference arm is n/a where {reason}.")
+    for split, reason in sorted(na):
+        notes.append(f"On {split}, efficiency relative to the reference arm is n/a: {reason}.")
+    shaky = [f"{e['label']} on {e['split']}" for e in summary["efficiency"]
+             if e["relative_to_reference"] is not None and e["arm"] != summary["reference_arm"] and not e["significant"]]
+    if shaky:
+        notes.append("Efficiency ratios with the arm's own reduction not significant (interval includes 0), so "
+                     "the ratio is not evidence of a gain: " + ", ".join(shaky) + ".")
     if summary["judge"]["validation"] is None:
         notes.append("The judge's validation figures were not recorded for this experiment "
                      "(run `alignlab judge validate` to measure them).")
@@ -708,8 +722,11 @@ def _section_efficiency(s: dict[str, Any]) -> str:
         else:
             mid = (f"<td>{_pp(x['reduction'])}</td><td>{_ci_pp(x['reduction_ci_low'], x['reduction_ci_high'])}</td>"
                    f"<td>{_pp(x['per_million'])}</td><td>{_ci_pp(x['per_million_ci_low'], x['per_million_ci_high'])}</td>")
-        rel = (f"{x['relative_to_reference']:.2f}×" if x["relative_to_reference"] is not None
-               else f'<span class="na">n/a — {e(x["relative_na_reason"])}</span>')
+        if x["relative_to_reference"] is None:
+            rel = f'<span class="na">n/a — {e(x["relative_na_reason"])}</span>'
+        else:
+            rel = f"{x['relative_to_reference']:.2f}×" + (
+                "" if x["significant"] else " <small>(this arm's own reduction interval includes 0)</small>")
         out.append(f"<tr><td>{e(x['label'])}</td><td>{e(x['split'])}</td><td>{tokens}</td>{mid}<td>{rel}</td></tr>")
     out.append("</table>")
     return "\n".join(out)
