@@ -304,6 +304,71 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- experiment
+
+
+def _experiment(config, out: str, dry_run: bool) -> int:
+    from alignlab.experiment import dry_run as plan_only
+    from alignlab.experiment import run_experiment
+
+    console = _console()
+    if dry_run:
+        for line in plan_only(config, out):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        console.print("dry run: nothing was written")
+        return 0
+    try:
+        record = run_experiment(config, out, console=console)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: re-run the same command to resume ({out}/experiment.json)")
+        return 130
+    print_experiment_tables(record, out, console)
+    console.print(f"report: {out}/report.html    record: {out}/experiment.json")
+    return 0
+
+
+def print_experiment_tables(record: dict[str, Any], out: str, console) -> None:
+    """One table per suite: every model's totals (counts by status, rate, Wilson interval)."""
+    from pathlib import Path
+
+    for suite in record["suites"]:
+        rows = []
+        for m in record["models"]:
+            path = m["evals"].get(suite)
+            if path:
+                rows.append((m["label"], json.loads((Path(out) / path).read_text(encoding="utf-8"))["totals"]))
+        honeypots = suite.startswith("honeypots")
+        console.print(_status_table(f"{suite} · judge {record['judge']['name']}", "model", rows,
+                                    "harmful rate" if honeypots else "rate (harmful)"))
+
+
+def cmd_experiment_run(args: argparse.Namespace) -> int:
+    from alignlab.experiment import load_config
+
+    cfg = load_config(args.config)
+    return _experiment(cfg, args.out or f"runs/{cfg.name}", args.dry_run)
+
+
+def cmd_experiment_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from alignlab.experiment import EXPERIMENT_JSON
+    from alignlab.experiment._report import write_report
+
+    if not (Path(args.dir) / EXPERIMENT_JSON).is_file():
+        raise UserError(f"no {EXPERIMENT_JSON} here: not an experiment directory", file=args.dir)
+    write_report(args.dir)
+    _console().print(f"report: {args.dir}/report.html    summary: {args.dir}/summary.json")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from alignlab.experiment import load_config, shipped_config
+
+    cfg = load_config(shipped_config("demo_quick" if args.quick else "demo"))
+    return _experiment(cfg, args.out or ("runs/demo-quick" if args.quick else "runs/demo"), args.dry_run)
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -395,6 +460,24 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="LoRA fine-tuning with TRL and PEFT on alignlab datasets")
     add_train_arguments(tr)
     tr.set_defaults(func=cmd_train)
+
+    ex = sub.add_parser("experiment", help="fine-tune, measure again, report: a whole experiment from a YAML config")
+    exsub = ex.add_subparsers(dest="experiment_command", required=True)
+    er = exsub.add_parser("run", help="run (or resume) an experiment")
+    er.add_argument("config", help="experiment config (YAML); the shipped demo: src/alignlab/experiment/configs/demo.yaml")
+    er.add_argument("--out", default=None, help="experiment directory (default: runs/NAME); re-run to resume")
+    er.add_argument("--dry-run", action="store_true", help="print the plan with token estimates; write nothing")
+    er.set_defaults(func=cmd_experiment_run)
+    erep = exsub.add_parser("report", help="re-render report.html, summary.json and plots of an experiment")
+    erep.add_argument("dir", help="experiment directory (holds experiment.json)")
+    erep.set_defaults(func=cmd_experiment_report)
+
+    dm = sub.add_parser("demo", help="the shipped experiment: organism stage, five arms, core/held-out honeypots "
+                        "and sycophancy on the embedded model")
+    dm.add_argument("--quick", action="store_true", help="the small version (within 10 minutes)")
+    dm.add_argument("--out", default=None, help="default: runs/demo (runs/demo-quick with --quick)")
+    dm.add_argument("--dry-run", action="store_true", help="print the plan with token estimates; write nothing")
+    dm.set_defaults(func=cmd_demo)
 
     pr = sub.add_parser("prepare", help="prepare the embedded model checkpoint (done automatically on first use)")
     pr.set_defaults(func=cmd_prepare)
