@@ -27,6 +27,7 @@ SUMMARY_SCHEMA = "alignlab.summary/1"
 SPLIT_ORDER = ("core", "heldout")
 MODEL_KINDS = ("base", "pre", "arm")
 HARMFUL = Status.HARMFUL.value
+REPORT_STAGE = "report"  # the runner's last stage, which calls write_report
 
 # (key, path in the suite's `metrics`, label, one-line explanation). Each is a {k, n} rate,
 # so seeds pool by summing k and n.
@@ -363,17 +364,21 @@ def build_summary(exp_dir: str | Path) -> dict[str, Any]:
                "error": st.get("error") if isinstance(st.get("error"), str) else None}
               for st in exp.get("stages", [])]
     judge = exp.get("judge") or {}
+    # The report stage is running while this is written; it cannot wait for itself.
+    pending = [st for st in stages if st["state"] != "done" and st["name"] != REPORT_STAGE]
+    finished = not pending if stages else exp.get("complete") is True
     summary = {
         "schema": SUMMARY_SCHEMA,
         "experiment": "experiment.json",
         "config_path": exp.get("config_path") if isinstance(exp.get("config_path"), str) else None,
         "config_sha256": exp.get("config_sha256") if isinstance(exp.get("config_sha256"), str) else None,
         "base": exp.get("base"),
-        "complete": exp.get("complete") is True and not missing,
+        "complete": finished and not missing,
         "experiment_complete_flag": exp.get("complete"),
         "stages": stages,
         "suites": suites,
         "honeypot_suites": honeypot_suites,
+        "training_seeds": [x for x in exp.get("seeds") or [] if isinstance(x, int) and not isinstance(x, bool)],
         "samples_per_condition": sorted(settings_seen["samples"], key=str),
         "eval_seeds": sorted(settings_seen["seed"], key=str),
         "judges_in_results": sorted(settings_seen["judge"], key=str),
@@ -489,7 +494,7 @@ def _ci_pp(lo: float | None, hi: float | None) -> str:
 def _notes(summary: dict[str, Any], baseline: dict[str, Any] | None) -> list[str]:
     notes: list[str] = []
     arms = summary["arms"]
-    unfinished = [st for st in summary["stages"] if st["state"] != "done"]
+    unfinished = [st for st in summary["stages"] if st["state"] != "done" and st["name"] != REPORT_STAGE]
     if not summary["complete"]:
         parts = []
         if unfinished:
@@ -632,7 +637,8 @@ def _section_run(s: dict[str, Any]) -> str:
     status = ("complete" if s["complete"] else "<b class=\"warn\">incomplete</b> (see notes and the missing list)")
     out = [f"<p>Base model <code>{e(s['base'])}</code>; suites {', '.join(f'<code>{e(x)}</code>' for x in s['suites'])}; "
            f"samples per condition {e(', '.join(map(str, s['samples_per_condition'])) or '—')} "
-           f"(from the results' settings); evaluation seeds {e(', '.join(map(str, s['eval_seeds'])) or '—')}; "
+           f"(from the results' settings); training seeds {e(', '.join(map(str, s['training_seeds'])) or '—')}; "
+           f"evaluation seeds {e(', '.join(map(str, s['eval_seeds'])) or '—')}; "
            f"judge <code>{e(s['judge']['name'])}</code>. Baseline arm <code>{e(s['baseline_arm'])}</code>, "
            f"reference arm <code>{e(s['reference_arm'])}</code>. Experiment: {status}.</p>"]
     if s["config_path"]:
@@ -641,7 +647,8 @@ def _section_run(s: dict[str, Any]) -> str:
                "<th>tokens trained (own stages)</th></tr>")
     for row in s["arms"]:
         ds = "<br>".join(
-            f"{e(d.get('id'))} ({e(d.get('recipe'))}, weight {e(d.get('weight'))}, {e(d.get('records'))} records)"
+            f"{e(d.get('id'))} ({e(d.get('recipe') or 'own file')}, weight {e(d.get('weight'))}, "
+            f"{e(d.get('records') if d.get('records') is not None else '?')} records)"
             for d in row["datasets"]) or "—"
         tokens = "—" if row["train_tokens"] is None else f"{row['train_tokens']:,.0f}"
         seeds = ", ".join(e(_seed_label(m)) for m in row["models"])
