@@ -225,8 +225,10 @@ def test_everything_is_escaped(tmp_path: Path) -> None:
         EVIL: {"honeypots:core": honeypot_results({"core": (1, 9, 0, 0)}, "honeypots:core", family=EVIL,
                                                   logs=[f"logs/{EVIL}.eval", "http://evil.example/x.eval"]),
                "honeypots:heldout": honeypot_results({"heldout": (1, 9, 0, 0)}, "honeypots:heldout")},
+        r"cost $\undefined{x$": core_held((1, 9, 0, 0), (1, 9, 0, 0)),  # would break matplotlib's mathtext
     }, kinds={"none": NONE}, stages=[{"name": EVIL, "state": "failed", "error": f"boom {EVIL}"}], complete=False)
-    write_report(tmp_path)
+    s = write_report(tmp_path)
+    assert len(s["plots"]) == 2
     html = (tmp_path / "report.html").read_text()
     assert "<script" not in html.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html

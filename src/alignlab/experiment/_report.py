@@ -302,7 +302,8 @@ def build_summary(exp_dir: str | Path) -> dict[str, Any]:
             if "_splits" in res:
                 for split, counts in res["_splits"].items():
                     if split in model["splits"]:
-                        model["missing"].append({"suite": suite, "reason": f"split {split} also in an earlier suite; ignored"})
+                        model["missing"].append({"suite": suite,
+                                                 "reason": f"split {split} also in an earlier suite; ignored"})
                         continue
                     model["splits"][split] = counts
             elif suite.startswith("sycophancy"):
@@ -432,6 +433,8 @@ def _efficiency(arms: list[dict[str, Any]], contrasts: list[dict[str, Any]], spl
                                  "per_million": None, "na_reason": None}
             if c is None or c.get("diff") is None:
                 e["na_reason"] = c["reason"] if c else "no contrast with the baseline"
+            elif row["train_tokens"] is None:
+                e["na_reason"] = "the arm's tokens trained are not recorded (training unfinished?)"
             elif not row["train_tokens"]:
                 e["na_reason"] = "the arm trained no tokens of its own"
             else:
@@ -452,7 +455,8 @@ def _efficiency(arms: list[dict[str, Any]], contrasts: list[dict[str, Any]], spl
         elif r["per_million"] is None:
             e["relative_na_reason"] = f"the reference arm's efficiency is n/a ({r['na_reason']})"
         elif r["reduction"] <= 0:
-            e["relative_na_reason"] = f"the reference arm did not reduce the harmful rate (reduction {100 * r['reduction']:+.1f} pp)"
+            e["relative_na_reason"] = ("the reference arm did not reduce the harmful rate "
+                                       f"(reduction {_pp(r['reduction'])})")
         elif not r["significant"]:
             e["relative_na_reason"] = "the reference arm's reduction is not significant (its interval includes 0)"
         elif e["per_million"] is None:
@@ -498,12 +502,14 @@ def _notes(summary: dict[str, Any], baseline: dict[str, Any] | None) -> list[str
     if not summary["complete"]:
         parts = []
         if unfinished:
-            parts.append("stages not done: " + ", ".join(f"{st['name']} ({st['state'] or 'unknown'})" for st in unfinished))
+            parts.append("stages not done: "
+                         + ", ".join(f"{st['name']} ({st['state'] or 'unknown'})" for st in unfinished))
         if summary["missing"]:
             parts.append(f"{len(summary['missing'])} model/suite results missing (listed below)")
         if not parts:
             parts.append("experiment.json does not mark it complete")
-        notes.append("The experiment is incomplete; every number here covers only what finished — " + "; ".join(parts) + ".")
+        notes.append("The experiment is incomplete; every number here covers only what finished — "
+                     + "; ".join(parts) + ".")
     if baseline is None:
         notes.append(f"No model belongs to the baseline arm '{summary['baseline_arm']}', so no contrast, "
                      "efficiency or reference comparison can be computed.")
@@ -528,7 +534,8 @@ def _notes(summary: dict[str, Any], baseline: dict[str, Any] | None) -> list[str
     for s in summary["splits"]:
         b = baseline["splits"].get(s)
         if b and b["scored"] and b[HARMFUL] == 0:
-            notes.append(f"The baseline's harmful rate on {s} is 0 of {b['scored']}, so no arm can show a reduction there.")
+            notes.append(f"The baseline's harmful rate on {s} is 0 of {b['scored']}, so no arm can show a "
+                         "reduction there.")
         cs = [by[(r["key"], s)] for r in others if (r["key"], s) in by and by[(r["key"], s)].get("diff") is not None]
         if not cs:
             continue
@@ -541,7 +548,8 @@ def _notes(summary: dict[str, Any], baseline: dict[str, Any] | None) -> list[str
             if lower:
                 notes.append(f"On {s}, lower harmful rate than the baseline (interval excludes 0): {', '.join(lower)}.")
             if higher:
-                notes.append(f"On {s}, higher harmful rate than the baseline (interval excludes 0): {', '.join(higher)}.")
+                notes.append(f"On {s}, higher harmful rate than the baseline (interval excludes 0): "
+                             f"{', '.join(higher)}.")
         half = statistics.median((c["ci_high"] - c["ci_low"]) / 2 for c in cs)
         scored = sorted({r["splits"][s]["scored"] for r in [baseline, *others] if s in r["splits"]})
         sizes = f"{scored[0]}" if len(scored) == 1 else f"{scored[0]}–{scored[-1]}"
@@ -566,7 +574,8 @@ def _notes(summary: dict[str, Any], baseline: dict[str, Any] | None) -> list[str
     for split, reason in sorted(na):
         notes.append(f"On {split}, efficiency relative to the reference arm is n/a: {reason}.")
     shaky = [f"{e['label']} on {e['split']}" for e in summary["efficiency"]
-             if e["relative_to_reference"] is not None and e["arm"] != summary["reference_arm"] and not e["significant"]]
+             if e["relative_to_reference"] is not None and e["arm"] != summary["reference_arm"]
+             and not e["significant"]]
     if shaky:
         notes.append("Efficiency ratios with the arm's own reduction not significant (interval includes 0), so "
                      "the ratio is not evidence of a gain: " + ", ".join(shaky) + ".")
@@ -635,14 +644,16 @@ def _seed_label(m: dict[str, Any]) -> str:
 
 def _section_run(s: dict[str, Any]) -> str:
     status = ("complete" if s["complete"] else "<b class=\"warn\">incomplete</b> (see notes and the missing list)")
-    out = [f"<p>Base model <code>{e(s['base'])}</code>; suites {', '.join(f'<code>{e(x)}</code>' for x in s['suites'])}; "
+    suites = ", ".join(f"<code>{e(x)}</code>" for x in s["suites"])
+    out = [f"<p>Base model <code>{e(s['base'])}</code>; suites {suites}; "
            f"samples per condition {e(', '.join(map(str, s['samples_per_condition'])) or '—')} "
            f"(from the results' settings); training seeds {e(', '.join(map(str, s['training_seeds'])) or '—')}; "
            f"evaluation seeds {e(', '.join(map(str, s['eval_seeds'])) or '—')}; "
            f"judge <code>{e(s['judge']['name'])}</code>. Baseline arm <code>{e(s['baseline_arm'])}</code>, "
            f"reference arm <code>{e(s['reference_arm'])}</code>. Experiment: {status}.</p>"]
     if s["config_path"]:
-        out.append(f"<p>Config <code>{e(s['config_path'])}</code> (sha256 <code>{e((s['config_sha256'] or '')[:16])}</code>…).</p>")
+        sha = e((s["config_sha256"] or "")[:16])
+        out.append(f"<p>Config <code>{e(s['config_path'])}</code> (sha256 <code>{sha}</code>…).</p>")
     out.append("<table><tr><th>row</th><th>kind</th><th>models (seeds)</th><th>datasets (recipe, weight, records)</th>"
                "<th>tokens trained (own stages)</th></tr>")
     for row in s["arms"]:
@@ -658,9 +669,8 @@ def _section_run(s: dict[str, Any]) -> str:
     if s["stages"]:
         out.append("<h3>Stages</h3><table><tr><th>stage</th><th>state</th><th>seconds</th><th>error</th></tr>")
         for st in s["stages"]:
-            secs = st["seconds"] if isinstance(st["seconds"], (int, float)) and not isinstance(st["seconds"], bool) else None
             out.append(f"<tr><td>{e(st['name'])}</td><td>{e(st['state'])}</td>"
-                       f"<td>{'—' if secs is None else f'{secs:.1f}'}</td><td>{e(st['error'] or '')}</td></tr>")
+                       f"<td>{_seconds(st['seconds'])}</td><td>{e(st['error'] or '')}</td></tr>")
         out.append("</table>")
     if s["missing"]:
         out.append("<h3>Missing results</h3><ul>")
@@ -678,7 +688,8 @@ def _section_rates(s: dict[str, Any], img: str) -> str:
            "counts; per-seed rows are beneath.</p>",
            f'<table><tr><th rowspan="2">row</th>{head}</tr><tr>{sub}</tr>']
     for row in s["arms"]:
-        out.append(f"<tr><td>{_row_label(row)}</td>" + "".join(_rate_cells(row["splits"].get(sp)) for sp in s["splits"]) + "</tr>")
+        cells = "".join(_rate_cells(row["splits"].get(sp)) for sp in s["splits"])
+        out.append(f"<tr><td>{_row_label(row)}</td>{cells}</tr>")
         if len(row["models"]) > 1:
             for m in row["models"]:
                 out.append(f'<tr class="seed"><td>{e(_seed_label(m))}</td>'
@@ -728,7 +739,8 @@ def _section_efficiency(s: dict[str, Any]) -> str:
             mid = f'<td colspan="4" class="na">n/a — {e(x["na_reason"])}</td>'
         else:
             mid = (f"<td>{_pp(x['reduction'])}</td><td>{_ci_pp(x['reduction_ci_low'], x['reduction_ci_high'])}</td>"
-                   f"<td>{_pp(x['per_million'])}</td><td>{_ci_pp(x['per_million_ci_low'], x['per_million_ci_high'])}</td>")
+                   f"<td>{_pp(x['per_million'])}</td>"
+                   f"<td>{_ci_pp(x['per_million_ci_low'], x['per_million_ci_high'])}</td>")
         if x["relative_to_reference"] is None:
             rel = f'<span class="na">n/a — {e(x["relative_na_reason"])}</span>'
         else:
@@ -750,11 +762,12 @@ def _metric_table(s: dict[str, Any], kind: str, spec, extra: str = "") -> str:
         if extra:
             d = row[kind].get("sycophancy_vs_baseline")
             tail = f"<td>{_pp(d['diff'])} {_ci_pp(d['ci_low'], d['ci_high'])}</td>" if d else "<td>—</td>"
-        out.append(f"<tr><td>{_row_label(row)}</td>" + "".join(_kn_cell(row[kind].get(k)) for k, *_ in spec) + tail + "</tr>")
+        cells = "".join(_kn_cell(row[kind].get(k)) for k, *_ in spec)
+        out.append(f"<tr><td>{_row_label(row)}</td>{cells}{tail}</tr>")
         if len(row["models"]) > 1:
             for m in row["models"]:
-                out.append(f'<tr class="seed"><td>{e(_seed_label(m))}</td>'
-                           + "".join(_kn_cell(m[kind].get(k)) for k, *_ in spec) + ("<td></td>" if extra else "") + "</tr>")
+                cells = "".join(_kn_cell(m[kind].get(k)) for k, *_ in spec) + ("<td></td>" if extra else "")
+                out.append(f'<tr class="seed"><td>{e(_seed_label(m))}</td>{cells}</tr>')
     out.append("</table>")
     return "\n".join(out)
 
@@ -766,7 +779,8 @@ def _section_behaviour(s: dict[str, Any], img: str) -> str:
         return "<p>No sycophancy or fairness results in this experiment.</p>"
     out = [img]
     if syc:
-        out.append("<h3>Sycophancy</h3><p>Rates with 95% Wilson intervals (k/n); seeds pooled by summing k and n.</p>" + syc)
+        out.append("<h3>Sycophancy</h3><p>Rates with 95% Wilson intervals (k/n); seeds pooled by summing "
+                   "k and n.</p>" + syc)
     if fair:
         out.append("<h3>Fairness</h3>" + fair)
         favours = [(m, f) for r in s["arms"] for m in r["models"] for f in m["fairness_favours"]]
@@ -804,6 +818,10 @@ def _section_judge(s: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _seconds(x: Any) -> str:
+    return f"{x:.1f}" if isinstance(x, (int, float)) and not isinstance(x, bool) else "—"
+
+
 def _num(x: Any) -> str:
     return f"{x:.2f}" if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else "—"
 
@@ -817,7 +835,8 @@ def _section_links(s: dict[str, Any]) -> str:
             logs = ", ".join(_link(x) for x in r["logs"]) or "no logs"
             state = "" if r["complete"] else " <span class=\"warn\">(incomplete run)</span>"
             items.append(f"<li><code>{e(r['suite'])}</code>: {_link(r['results'])}{state}; logs: {logs}</li>")
-        out.append(f"<li><b>{e(m['label'])}</b> (<code>{e(m['model'])}</code>)<ul>{''.join(items) or '<li>no results yet</li>'}</ul></li>")
+        listed = "".join(items) or "<li>no results yet</li>"
+        out.append(f"<li><b>{e(m['label'])}</b> (<code>{e(m['model'])}</code>)<ul>{listed}</ul></li>")
     out.append("</ul>")
     return "\n".join(out)
 
