@@ -702,7 +702,9 @@ def _section_contrasts(s: dict[str, Any], img: str) -> str:
     if not s["contrasts"]:
         return "<p>No contrasts: the baseline arm has no results.</p>"
     out = [img, f"<p>Difference = rate(row) − rate(baseline <code>{e(s['baseline_arm'])}</code>), with a 95% "
-           "Newcombe interval, a pooled two-proportion z-test and Fisher's exact test.</p>",
+           "Newcombe interval, a pooled two-proportion z-test and Fisher's exact test. p-values are not "
+           f"adjusted for the {sum(c.get('diff') is not None for c in s['contrasts'])} comparisons shown: at "
+           "0.05, about one in twenty true nulls crosses by chance.</p>",
            "<table><tr><th>row</th><th>split</th><th>difference</th><th>95% CI</th><th>p (z)</th>"
            "<th>p (Fisher)</th><th>reading</th></tr>"]
     for c in s["contrasts"]:
