@@ -232,7 +232,7 @@ class Experiment:
 # --- the stages ---------------------------------------------------------------------------------
 
 
-def _build_dataset(cfg: ExperimentConfig, ds: Dataset, out: Path) -> dict[str, Any]:
+def build_dataset(cfg: ExperimentConfig, ds: Dataset, out: Path) -> dict[str, Any]:
     """Build (recipe datasets) and check against `check_against`; a held-out flag fails."""
     from alignlab.data._build import BuildConfig, build
     from alignlab.data._check import FATAL_SUITE, check_file
@@ -317,38 +317,46 @@ class Interrupted(Exception):
     """An eval came back interrupted (Ctrl-C inside Inspect)."""
 
 
+# The library calls each stage makes; module-level so tests can stand in for them.
+def train_model(config: Any) -> dict[str, Any]:
+    from alignlab.train import train
+
+    return train(config)
+
+
+def evaluate(config: Any, console: Any) -> dict[str, Any]:
+    from alignlab.runs import run_eval
+
+    return run_eval(config, console=console)
+
+
+def write_report(out: Path) -> dict[str, Any]:
+    from alignlab.experiment._report import write_report as write
+
+    return write(out)
+
+
 def _stage_fn(cfg: ExperimentConfig, exp: Experiment, name: str, console: Any) -> Callable[[], Any]:
     kind, _, rest = name.partition(":")
     if kind == "data":
         def run_data() -> None:
-            exp.datasets[rest] = _build_dataset(cfg, cfg.datasets[rest], exp.out)
+            exp.datasets[rest] = build_dataset(cfg, cfg.datasets[rest], exp.out)
         return run_data
     if kind == "judge":
         def run_judge() -> None:
             exp.judge_validation = judge_validation(cfg.judge)
         return run_judge
     if kind == "train":
-        def run_train() -> None:
-            from alignlab.train import train
-
-            train(_train_config(cfg, exp, exp.plan.step(rest)))
-        return run_train
+        return lambda: train_model(_train_config(cfg, exp, exp.plan.step(rest)))
     if kind == "eval":
         model_id, _, suite = rest.partition(":")
         model = next(m for m in exp.plan.models if m.id == model_id)
 
         def run_one_eval() -> None:
-            from alignlab.runs import run_eval
-
-            if run_eval(_eval_config(cfg, exp, model, suite), console=console).get("interrupted"):
+            if evaluate(_eval_config(cfg, exp, model, suite), console).get("interrupted"):
                 raise Interrupted(name)
         return run_one_eval
-
-    def run_report() -> None:
-        from alignlab.experiment._report import write_report
-
-        write_report(exp.out)
-    return run_report
+    return lambda: write_report(exp.out)
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -357,7 +365,12 @@ def _stage_fn(cfg: ExperimentConfig, exp: Experiment, name: str, console: Any) -
 def run_experiment(cfg: ExperimentConfig, out: str | Path, console: Any = None) -> dict[str, Any]:
     """Run (or resume) the experiment into `out`; returns the final experiment.json record.
     Raises KeyboardInterrupt when interrupted (the record says where it stopped)."""
-    say = console.print if console is not None else print
+    def say(line: str) -> None:  # names from the config are not rich markup
+        if console is None:
+            print(line)
+        else:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+
     exp = Experiment(cfg, Path(out))
     exp.check_same_config()
     exp.restore()
