@@ -289,3 +289,8 @@ def test_tiny_real_experiment_end_to_end(tmp_path):
         assert res["done"] == res["planned"] == 1 and sum(res["totals"]["counts"].values()) == 1
     assert "train/arm-docs" in json.loads((out / models["arm-docs"]["evals"]["sycophancy"]).read_text())["model"]
     assert (out / "report.html").is_file() and (out / "summary.json").is_file()
+
+
+def test_report_of_a_directory_without_experiment_is_exit_2(tmp_path, capsys):
+    assert main(["experiment", "report", str(tmp_path)]) == 2
+    assert "no experiment.json here" in capsys.readouterr().err
