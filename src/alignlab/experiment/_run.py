@@ -236,6 +236,7 @@ def build_dataset(cfg: ExperimentConfig, ds: Dataset, out: Path) -> dict[str, An
     """Build (recipe datasets) and check against `check_against`; a held-out flag fails."""
     from alignlab.data._build import BuildConfig, build
     from alignlab.data._check import FATAL_SUITE, check_file
+    from alignlab.data._records import iter_records
 
     info: dict[str, Any] = {"id": ds.id, "recipe": ds.recipe}
     if ds.recipe is not None:
@@ -248,8 +249,6 @@ def build_dataset(cfg: ExperimentConfig, ds: Dataset, out: Path) -> dict[str, An
                     build=f"data/{ds.id}.jsonl.build.json")
     else:
         path = Path(ds.path or "")
-        from alignlab.data._records import iter_records
-
         info.update(path=str(path), records=sum(1 for _ in iter_records(path)))
     if cfg.check_against:
         # A user's own file gets no card or cache written beside it.
@@ -268,14 +267,16 @@ def build_dataset(cfg: ExperimentConfig, ds: Dataset, out: Path) -> dict[str, An
 def judge_validation(judge: str) -> dict[str, Any]:
     """`validate_judge`'s figures without the per-transcript rows, cached on disk.
 
-    The offline judge takes ~30 s on the 180 labelled transcripts; the cache key covers the
-    judge and every file of the judges package (rules, classifier data, labelled set)."""
+    The offline judge takes ~30 s on the 180 labelled transcripts (cold, 2 busy cores); the
+    cache key covers the judge and every file that decides a verdict: the judges package
+    (classifier data, labelled set), the scenarios (evidence rules) and the harness (parser)."""
     from alignlab.judges import cache_root, validate_judge
 
-    pkg = Path(__file__).resolve().parent.parent / "judges"
+    root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256(judge.encode())
-    for f in sorted(p for p in pkg.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        h.update(str(f.relative_to(pkg)).encode())
+    for f in sorted(p for pkg in ("judges", "scenarios", "harness") for p in (root / pkg).rglob("*")
+                    if p.is_file() and "__pycache__" not in p.parts):
+        h.update(str(f.relative_to(root)).encode())
         h.update(f.read_bytes())
     cache = cache_root() / "judge_validation" / f"{h.hexdigest()[:24]}.json"
     if cache.is_file():
@@ -290,8 +291,10 @@ def judge_validation(judge: str) -> dict[str, Any]:
 def _train_config(cfg: ExperimentConfig, exp: Experiment, step: TrainStep):
     from alignlab.train import TrainConfig
 
-    base = str(exp.out / "train" / step.base_from) if step.base_from else cfg.base
-    data = [f"{exp.out / 'data' / f'{d}.jsonl' if cfg.datasets[d].recipe else cfg.datasets[d].path}:{w:g}"
+    # Absolute paths: train.json records them, and a resumed run may start from another cwd.
+    root = exp.out.resolve()
+    base = str(root / "train" / step.base_from) if step.base_from else cfg.base
+    data = [f"{root / 'data' / f'{d}.jsonl' if cfg.datasets[d].recipe else cfg.datasets[d].path}:{w:g}"
             for d, w in step.stage.data]
     return TrainConfig(**cfg.train_fields(step.stage), base=base, data=data,
                        out=str(exp.out / "train" / step.id), seed=step.seed)
