@@ -331,6 +331,8 @@ def print_experiment_tables(record: dict[str, Any], out: str, console) -> None:
     """One table per suite: every model's totals (counts by status, rate, Wilson interval)."""
     from pathlib import Path
 
+    if not console.is_terminal:  # piped output defaults to 80 columns, which would cut arm names and intervals
+        console.width = max(console.width, 120)
     for suite in record["suites"]:
         rows = []
         for m in record["models"]:
