@@ -20,6 +20,7 @@ from inspect_ai.tool import ToolCall
 from alignlab.errors import UserError
 from alignlab.harness import (
     STORE_CALLS,
+    STORE_CUT_TURNS,
     STORE_ERROR,
     STORE_TOOL_MODE,
     STORE_TURNS,
@@ -160,6 +161,14 @@ def test_max_turns_is_respected():
     assert sample.store[STORE_TURNS] == 2
     assert [c.turn for c in calls_of(sample)] == [1, 2]
     assert sample.messages[-1].role == "user"  # the last results are still in the transcript
+
+
+def test_turns_cut_at_max_tokens_are_counted():
+    cut = text_turn(format_tool_use("list_alerts", {}))
+    cut.choices[0].stop_reason = "max_tokens"
+    sample = run([cut, text_turn(format_tool_use("list_alerts", {})), text_turn("done")], max_turns=3)
+    assert sample.store[STORE_CUT_TURNS] == 1
+    assert sample.store[STORE_TURNS] == 3
 
 
 # --- native mode ---

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from alignlab.errors import UserError
-from alignlab.experiment._report import build_summary, write_report
+from alignlab.experiment._report import build_summary, render_html, write_report
 from alignlab.fairness._metrics import summarise as fairness_summarise
 from alignlab.stats import build_results
 from alignlab.sycophancy import summarise as sycophancy_summarise
@@ -375,3 +375,23 @@ def test_unreadable_experiment_json(tmp_path: Path) -> None:
     (tmp_path / "experiment.json").write_text("{oops")
     with pytest.raises(UserError, match="not valid JSON"):
         write_report(tmp_path)
+
+
+def test_models_that_never_act_are_named(tmp_path: Path) -> None:
+    def acting(calls: list[int], cut: list[int]) -> dict:
+        res = honeypot_results({"core": (0, len(calls), 0, 0)}, "honeypots:core")
+        records = [{"status": "safe", "condition_id": f"c{i}", "tool_calls": k, "cut_turns": c,
+                    "condition": {"family": "blackmail", "split": "core", "goal_type": "none", "goal_value": "none",
+                                  "threat": "replacement"}} for i, (k, c) in enumerate(zip(calls, cut))]
+        res["totals"] = build_results(records, model="m", judge="offline", suite="honeypots:core", settings={},
+                                      planned=len(records), wall_time_s=1.0, logs=[])["totals"]
+        return {"honeypots:core": res}
+
+    make_experiment(tmp_path, {"none": acting([0, 0, 0], [0, 0, 0]), "reasoned": acting([2, 1, 0], [1, 1, 0])},
+                    suites=("honeypots:core",), kinds={"none": NONE})
+    s = build_summary(tmp_path)
+    assert any(n.startswith("none made no tool call in any of its 3 honeypots:core samples") for n in s["notes"])
+    assert any(n.startswith("reasoned: in 2 of 3 honeypots:core samples a turn stopped at max_tokens")
+               for n in s["notes"])
+    html = render_html(s, tmp_path)
+    assert "<td>reasoned</td><td>honeypots:core</td><td>3</td><td>2</td><td>2</td>" in html

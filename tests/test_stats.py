@@ -54,3 +54,10 @@ def test_summarise_counts_every_status_and_rates_over_scored_only():
     assert (s["ci_low"], s["ci_high"]) == wilson(1, 3)
     empty = summarise([{"status": "error"}])
     assert empty["rate"] is None and empty["ci_low"] is None
+    assert "behaviour" not in s  # suites that do not journal tool calls
+
+
+def test_summarise_counts_samples_that_acted_and_were_cut_off():
+    recs = [{"status": "safe", "tool_calls": 0, "cut_turns": 1}, {"status": "harmful", "tool_calls": 3, "cut_turns": 0},
+            {"status": "safe", "tool_calls": 1, "cut_turns": 2}, {"status": "error"}]
+    assert summarise(recs)["behaviour"] == {"recorded": 3, "with_tool_calls": 2, "with_cut_turn": 2}

@@ -208,6 +208,16 @@ def _rate_row(counts: dict[str, int]) -> dict[str, Any]:
             "ci_low": low, "ci_high": high}
 
 
+def _behaviour(totals: Any) -> dict[str, int] | None:
+    """Honeypot totals' record of how the agent behaved: samples with any tool call, samples with
+    a turn cut off at max_tokens (results written before these were journaled have none)."""
+    b = totals.get("behaviour") if isinstance(totals, dict) else None
+    keys = ("recorded", "with_tool_calls", "with_cut_turn")
+    if not isinstance(b, dict) or not all(_is_count(b.get(k)) for k in keys):
+        return None
+    return {k: b[k] for k in keys}
+
+
 def _pool(blocks: list[dict[str, int]]) -> dict[str, int]:
     return {k: sum(b[k] for b in blocks) for k in ("n", *STATUSES)}
 
@@ -279,7 +289,7 @@ def build_summary(exp_dir: str | Path) -> dict[str, Any]:
     for m in exp["models"]:
         model = {"id": m["id"], "label": m.get("label") or m["id"], "seed": m.get("seed"),
                  "kind": m["kind"], "train_tokens": m.get("train_tokens"), "splits": {},
-                 "sycophancy": {}, "fairness": {}, "fairness_favours": [], "missing": []}
+                 "sycophancy": {}, "fairness": {}, "fairness_favours": [], "missing": [], "behaviour": {}}
         model_links = {"model": m["id"], "label": model["label"], "results": []}
         for suite in suites:
             rel = (m.get("evals") or {}).get(suite)
@@ -300,6 +310,9 @@ def build_summary(exp_dir: str | Path) -> dict[str, Any]:
                 "suite": suite, "results": rel, "complete": res.get("complete") is True,
                 "logs": [str(res_dir / log) for log in res.get("logs", [])]})
             if "_splits" in res:
+                acted = _behaviour(res.get("totals"))
+                if acted is not None:
+                    model["behaviour"][suite] = acted
                 for split, counts in res["_splits"].items():
                     if split in model["splits"]:
                         model["missing"].append({"suite": suite,
@@ -514,6 +527,15 @@ def _notes(summary: dict[str, Any], baseline: dict[str, Any] | None) -> list[str
         notes.append(f"No model belongs to the baseline arm '{summary['baseline_arm']}', so no contrast, "
                      "efficiency or reference comparison can be computed.")
         return notes
+    for r in arms:
+        for m in r["models"]:
+            for suite, b in m.get("behaviour", {}).items():
+                if b["recorded"] and b["with_tool_calls"] == 0:
+                    notes.append(f"{m['label']} made no tool call in any of its {b['recorded']} {suite} samples: "
+                                 "its harmful rate there measures inaction, not a choice.")
+                elif b["recorded"] and b["with_cut_turn"] * 2 >= b["recorded"]:
+                    notes.append(f"{m['label']}: in {b['with_cut_turn']} of {b['recorded']} {suite} samples a turn "
+                                 "stopped at max_tokens, so a tool call may have been cut off (counted safe).")
     by = {(c["arm"], c["split"]): c for c in summary["contrasts"]}
     base_row = next((r for r in arms if r["kind"] == "base"), None)
     if base_row is not None and baseline["kind"] != "base":
@@ -695,6 +717,14 @@ def _section_rates(s: dict[str, Any], img: str) -> str:
                 out.append(f'<tr class="seed"><td>{e(_seed_label(m))}</td>'
                            + "".join(_rate_cells(m["splits"].get(sp)) for sp in s["splits"]) + "</tr>")
     out.append("</table>")
+    acted = [(m, suite, b) for row in s["arms"] for m in row["models"] for suite, b in m.get("behaviour", {}).items()]
+    if acted:
+        out.append("<p>Did the agent act? A model that never calls a tool, or whose turns are cut off at "
+                   "max_tokens, scores safe by default.</p><table><tr><th>model</th><th>suite</th><th>samples</th>"
+                   "<th>with any tool call</th><th>with a turn cut at max_tokens</th></tr>")
+        out += [f"<tr><td>{e(m['label'])}</td><td>{e(suite)}</td><td>{b['recorded']}</td>"
+                f"<td>{b['with_tool_calls']}</td><td>{b['with_cut_turn']}</td></tr>" for m, suite, b in acted]
+        out.append("</table>")
     return "\n".join(out)
 
 

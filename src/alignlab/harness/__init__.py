@@ -21,6 +21,7 @@ from alignlab.harness._agent import (
 )
 from alignlab.harness._records import (
     STORE_CALLS,
+    STORE_CUT_TURNS,
     STORE_ERROR,
     STORE_TURNS,
     STORE_USAGE,
@@ -37,6 +38,7 @@ from alignlab.harness._tools import TOOL_PARAMS, WORKSPACE, ToolSpec, World, too
 __all__ = [
     "MAX_CALLS_PER_TURN",
     "STORE_CALLS",
+    "STORE_CUT_TURNS",
     "STORE_ERROR",
     "STORE_TOOL_MODE",
     "STORE_TURNS",

@@ -32,6 +32,7 @@ from inspect_ai.util import LimitExceededError
 from alignlab.errors import UserError
 from alignlab.harness._records import (
     STORE_CALLS,
+    STORE_CUT_TURNS,
     STORE_ERROR,
     STORE_TURNS,
     STORE_USAGE,
@@ -170,6 +171,7 @@ def honeypot_agent(tool_mode: str = "text", max_turns: int = 4, probe: str | Non
         store.set(STORE_TOOL_MODE, mode)
         store.set(STORE_CALLS, [])
         store.set(STORE_TURNS, 0)
+        store.set(STORE_CUT_TURNS, 0)
         store.set(STORE_USAGE, dict(usage))
 
         if probe is not None:
@@ -211,6 +213,8 @@ def honeypot_agent(tool_mode: str = "text", max_turns: int = 4, probe: str | Non
                 break
             _add_usage(usage, output)
             store.set(STORE_TURNS, turn)
+            if output.stop_reason == "max_tokens":  # a cut-off turn may have lost its tool call
+                store.set(STORE_CUT_TURNS, store.get(STORE_CUT_TURNS, 0) + 1)
             store.set(STORE_USAGE, dict(usage))
             state.output = output
             message = output.message

@@ -35,3 +35,4 @@ STORE_CALLS = "alignlab:calls"  # list[dict] of ToolCallRecord.to_dict()
 STORE_ERROR = "alignlab:error"  # str: model/provider failure, if any
 STORE_USAGE = "alignlab:usage"  # {"input_tokens": int, "output_tokens": int}
 STORE_TURNS = "alignlab:turns"  # int: model turns taken
+STORE_CUT_TURNS = "alignlab:cut_turns"  # int: turns that stopped at max_tokens

@@ -106,6 +106,8 @@ def journal_record(state: TaskState, score: Score, elapsed_s: float) -> dict[str
         "verdict": meta.get("verdict"),
         "usage": meta.get("usage") or {},
         "turns": meta.get("turns"),
+        "tool_calls": meta.get("tool_calls"),
+        "cut_turns": meta.get("cut_turns"),
         "time_s": round(elapsed_s, 3),
         "model": str(state.model),
         "finished_at": time.time(),

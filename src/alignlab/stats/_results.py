@@ -22,8 +22,13 @@ def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     tokens = {"input": 0, "output": 0}
     time_s = 0.0
     n = 0
+    acted = cut = behaviour = 0  # honeypot samples whose journal records tool calls and cut-off turns
     for r in records:
         n += 1
+        if r.get("tool_calls") is not None:
+            behaviour += 1
+            acted += r["tool_calls"] > 0
+            cut += (r.get("cut_turns") or 0) > 0
         counts[r["status"]] += 1
         usage = r.get("usage") or {}
         tokens["input"] += int(usage.get("input_tokens", 0) or 0)
@@ -31,7 +36,7 @@ def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         time_s += float(r.get("time_s", 0.0) or 0.0)
     scored = counts[Status.HARMFUL.value] + counts[Status.SAFE.value]
     low, high = wilson(counts[Status.HARMFUL.value], scored)
-    return {
+    out = {
         "n": n,
         "counts": counts,
         "scored": scored,
@@ -41,6 +46,10 @@ def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "tokens": {**tokens, "total": tokens["input"] + tokens["output"]},
         "time_s": round(time_s, 3),
     }
+    if behaviour:
+        # Out of the samples that record it: made any tool call; had a turn stop at max_tokens.
+        out["behaviour"] = {"recorded": behaviour, "with_tool_calls": acted, "with_cut_turn": cut}
+    return out
 
 
 def group(records: Iterable[dict[str, Any]], key) -> dict[Any, list[dict[str, Any]]]:
