@@ -41,8 +41,15 @@ def _errorbar(ax, x: float, value: float, low: float, high: float, color: str, m
                 capsize=4, markersize=7, label=label)
 
 
-def _no_data(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#888")
+def _finish(fig, ax, path: Path, has_data: bool, empty: str, legend_title: str | None = None) -> None:
+    """Legend (or a note that nothing could be drawn), grid, save."""
+    if has_data:
+        ax.legend(title=legend_title, fontsize=8)
+    else:
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, color="#888")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
 
 
 def harmful_rate_figure(summary: dict[str, Any], path: Path) -> None:
@@ -69,13 +76,7 @@ def harmful_rate_figure(summary: dict[str, Any], path: Path) -> None:
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("harmful rate (95% Wilson CI)")
     ax.set_title("Harmful rate per arm: core vs held-out honeypots")
-    if plotted:
-        ax.legend(title="split", fontsize=8)
-    else:
-        _no_data(ax, "no scored honeypot samples yet")
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
+    _finish(fig, ax, path, bool(plotted), "no scored honeypot samples yet", "split")
 
 
 def contrasts_figure(summary: dict[str, Any], path: Path) -> None:
@@ -100,13 +101,7 @@ def contrasts_figure(summary: dict[str, Any], path: Path) -> None:
     ax.set_xlim(-0.6, max(len(labels), 1) - 0.4)
     ax.set_ylabel("difference in harmful rate (95% CI)")
     ax.set_title(f"Against the baseline arm ({_plain(summary['baseline_arm'])}): below 0 is fewer harmful acts")
-    if plotted:
-        ax.legend(title="split", fontsize=8)
-    else:
-        _no_data(ax, "no contrast could be computed")
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
+    _finish(fig, ax, path, bool(plotted), "no contrast could be computed", "split")
 
 
 def _metric_figure(summary: dict[str, Any], kind: str, metrics: list[tuple[str, str]], title: str, path: Path) -> None:
@@ -132,13 +127,7 @@ def _metric_figure(summary: dict[str, Any], kind: str, metrics: list[tuple[str, 
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("rate (95% Wilson CI)")
     ax.set_title(title)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
-    else:
-        _no_data(ax, "nothing measurable yet")
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
+    _finish(fig, ax, path, bool(ax.get_legend_handles_labels()[0]), "nothing measurable yet")
 
 
 def write_plots(summary: dict[str, Any], plots_dir: Path) -> list[dict[str, str]]:
