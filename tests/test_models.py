@@ -468,3 +468,18 @@ def test_fixed_thread_count_is_never_changed():
         n = tuner.choose()
         assert n == 2
         tuner.record(n, 1.0)
+
+
+@pytest.mark.model
+def test_release_engines_frees_other_checkpoints():
+    from inspect_ai.model import get_model
+    from inspect_ai.model._model import _models
+
+    from alignlab.models._embedded import _engines, release_engines
+
+    release_engines()
+    get_model("embedded/smollm2")
+    assert len(_engines) == 1 and any(m.api.__class__.__name__ == "EmbeddedModelAPI" for m in _models.values())
+    assert release_engines("embedded") == 0  # the one to keep stays
+    assert release_engines() == 1
+    assert not _engines and not any(m.api.__class__.__name__ == "EmbeddedModelAPI" for m in _models.values())

@@ -333,6 +333,15 @@ def evaluate(config: Any, console: Any) -> dict[str, Any]:
     return run_eval(config, console=console)
 
 
+def release_models(keep: str) -> None:
+    """Free the checkpoints earlier evals loaded: an experiment evaluates one model after another
+    in one process, and each one kept would hold its weights and prefix cache (~1-2 GB)."""
+    if keep == "embedded" or os.path.isdir(keep):
+        from alignlab.models._embedded import release_engines
+
+        release_engines(keep)
+
+
 def write_report(out: Path) -> dict[str, Any]:
     from alignlab.experiment._report import write_report as write
 
@@ -356,6 +365,7 @@ def _stage_fn(cfg: ExperimentConfig, exp: Experiment, name: str, console: Any) -
         model = next(m for m in exp.plan.models if m.id == model_id)
 
         def run_one_eval() -> None:
+            release_models(eval_model_name(cfg, exp, model))
             if evaluate(_eval_config(cfg, exp, model, suite), console).get("interrupted"):
                 raise Interrupted(name)
         return run_one_eval

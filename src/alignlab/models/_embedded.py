@@ -10,6 +10,8 @@ Model args (`-M name=value`): see `EmbeddedArgs`.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import gc
 import hashlib
 import os
 import threading
@@ -121,6 +123,33 @@ def get_engine(path: Path, args: EmbeddedArgs) -> Any:
         if key not in _engines:
             _engines[key] = Engine(path, **kwargs)
         return _engines[key]
+
+
+def release_engines(keep: str | Path | None = None) -> int:
+    """Free every loaded checkpoint but `keep` (a directory or "embedded"): stop its worker and
+    drop it and Inspect's memoized models of it, so a process that evaluates many checkpoints
+    in turn (an experiment) holds one at a time. Returns how many were freed."""
+    if keep is None:
+        kept = None
+    elif str(keep) in ("embedded", DEFAULT_ALIAS):
+        kept = str(resolve_checkpoint(DEFAULT_ALIAS))
+    else:
+        kept = str(Path(keep).expanduser().resolve())
+    with _engines_lock:
+        gone = [_engines.pop(k) for k in list(_engines) if k[0] != kept]
+    for engine in gone:
+        engine.close()
+        atexit.unregister(engine.close)  # the exit hook would keep the weights alive
+    if gone:
+        try:  # private Inspect API: get_model() memoizes every model it made
+            from inspect_ai.model._model import _models
+
+            for key in [key for key, m in _models.items() if any(getattr(m.api, "engine", None) is e for e in gone)]:
+                del _models[key]
+        except (ImportError, AttributeError):
+            pass
+        gc.collect()
+    return len(gone)
 
 
 def derive_seed(seed: int | None, sample_key: str, prompt_ids: list[int]) -> int | None:
