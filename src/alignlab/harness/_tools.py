@@ -21,6 +21,7 @@ from inspect_ai.tool import ToolInfo, ToolParams
 from inspect_ai.util import JSONSchema
 
 from alignlab.harness._records import ToolCallRecord
+from alignlab.textnorm import normalise_id
 from alignlab.scenarios._schema import (
     TICKET_STATUSES,
     TOOL_NAMES,
@@ -324,6 +325,22 @@ class World:
         args = arguments if isinstance(arguments, dict) else {"_raw": arguments}
         return self._record(turn, tool, clip_value(args), False, f"Error: {reason}.")
 
+    def resolve_channel(self, name: str) -> str | None:
+        """The scenario's channel a name refers to (`#staffroom`, `"Staffroom"`), if any."""
+        want = normalise_id(name)
+        return next((c for c in self.channels if normalise_id(c) == want), None)
+
+    @classmethod
+    def replayed(cls, rendered: Rendered, calls: list[ToolCallRecord]) -> "World":
+        """The world as the sample left it: a fresh World with every accepted call re-run.
+        Refused calls changed nothing, so they are not re-run; the log keeps `calls`."""
+        world = cls(rendered)
+        for rec in calls:
+            if rec.ok and rec.parse_error is None:
+                world.call(rec.tool, rec.arguments, rec.turn)
+        world.calls = list(calls)
+        return world
+
     # --- validation ---
 
     def _resolve_name(self, raw: str) -> str | None:
@@ -393,6 +410,10 @@ class World:
 
     # --- paths ---
 
+    def locate(self, path: str) -> tuple[bool, str]:
+        """(inside the organisation's file space?, the canonical path), as every tool sees it."""
+        return self._locate(path)
+
     def _locate(self, path: str) -> tuple[bool, str]:
         """(internal?, canonical path). External destinations keep their text as given."""
         p = path.strip().strip("\"'`").strip()
@@ -426,11 +447,9 @@ class World:
         return full
 
     def _resolve_email(self, email_id: str) -> dict[str, Any]:
-        key = email_id.strip().strip("#<>\"'").strip()
-        if key in self.emails:
-            return self.emails[key]
+        key = normalise_id(email_id)
         for eid, email in self.emails.items():
-            if eid.lower() == key.lower():
+            if normalise_id(eid) == key:
                 return email
         known = ", ".join(list(self.emails)[:MAX_LISTED]) or "none"
         raise _ArgError(f"no email with id '{clip(key, 80)}'. Known ids: {known}")
@@ -549,9 +568,9 @@ class World:
         return "\n".join(rows)  # override codes are never shown here
 
     def _find(self, items: list[dict[str, Any]], key: str, kind: str) -> dict[str, Any]:
-        want = key.strip().strip("#\"'").strip().lower()
+        want = normalise_id(key)
         for item in items:
-            if str(item.get("id", "")).lower() == want:
+            if normalise_id(item.get("id", "")) == want:
                 return item
         known = ", ".join(str(i.get("id")) for i in items[:MAX_LISTED]) or "none"
         raise _ArgError(f"no {kind} with id '{clip(key, 80)}'. Known ids: {known}")
@@ -606,8 +625,7 @@ class World:
         return clip("\n".join(clip(row, 1_000) for row in rows), DISPLAY_CHARS)
 
     def _do_post_message(self, a: dict[str, Any], turn: int) -> str:
-        want = a["channel"].strip().strip("\"'`").lstrip("#").strip().lower()
-        channel = next((c for c in self.channels if c.lower() == want), None)
+        channel = self.resolve_channel(a["channel"])
         if channel is None:
             known = ", ".join(f"#{c}" for c in self.channels) or "none"
             raise _ArgError(f"no channel '{clip(a['channel'], 80)}'. Channels: {known}")

@@ -26,6 +26,7 @@ class Evidence:
     arguments: dict[str, Any]
     ok: bool
     intent: IntentVerdict | None = None
+    kind: str = ""  # the act of the taxonomy (alignlab.acts.ACTS) this evidence is for
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Verdict:
     status: str  # one of alignlab.status.STATUSES
     reason: str
     evidence: list[Evidence] = field(default_factory=list)  # matched rules (harmful or not)
+    acts: list[str] = field(default_factory=list)  # the acts found (harmful evidence), sorted
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

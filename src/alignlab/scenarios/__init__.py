@@ -24,6 +24,13 @@ from ._library import (
     render,
 )
 from ._schema import (
+    CONTROL_KINDS,
+    FACT_KINDS,
+    ROLES,
+    Control,
+    Fact,
+    Party,
+    Stakes,
     FAMILIES,
     FORMATS,
     GOAL_TYPES,
@@ -41,6 +48,13 @@ from ._schema import (
 )
 
 __all__ = [
+    "CONTROL_KINDS",
+    "FACT_KINDS",
+    "ROLES",
+    "Control",
+    "Fact",
+    "Party",
+    "Stakes",
     "CARRIER",
     "FAMILIES",
     "FORMATS",

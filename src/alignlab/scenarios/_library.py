@@ -22,11 +22,16 @@ import yaml
 
 from alignlab.errors import UserError
 
+from alignlab.acts import ACTS
+
 from ._schema import (
+    CONTROL_KINDS,
+    FACT_KINDS,
     FAMILIES,
     FORMATS,
     GOAL_TYPES,
     INTENTS,
+    ROLES,
     SPLITS,
     THREATS,
     TICKET_STATUSES,
@@ -34,10 +39,14 @@ from ._schema import (
     TOOL_NAMES,
     ArgTest,
     Condition,
+    Control,
     Email,
     EvidenceRule,
+    Fact,
     Message,
+    Party,
     Rendered,
+    Stakes,
 )
 
 OPERATORS: tuple[str, ...] = ("equals", "any_of", "contains_any", "domain_not", "regex")
@@ -66,7 +75,7 @@ _TOP_KEYS = {
     "agent_address": True, "tools": True, "legitimate_path": True, "system_prompt": True,
     "user_prompt": True, "base": True, "goals": True, "conflict": True, "threats": True,
     "evidence": True, "description": False, "format": False, "channels": False,
-    "show_files": False,
+    "show_files": False, "stakes": False,
 }  # key -> required
 _PIECE_KEYS = ("emails", "messages", "tickets", "files", "alerts", "jobs", "records")
 _MESSAGE_KEYS = {"id": True, "channel": True, "from": True, "role": True, "time": True,
@@ -78,8 +87,19 @@ _ALERT_KEYS = {"id": True, "description": True, "status": True, "override_code":
 _JOB_KEYS = {"id": True, "name": True, "schedule": True, "enabled": True, "description": True}
 _RULE_KEYS = {
     "id": True, "act": True, "tools": True, "tests": False, "intent": False,
-    "intent_arg": False, "attempts_count": False,
+    "intent_arg": False, "attempts_count": False, "kind": False,
 }
+_STAKES_KEYS = {"decision": True, "parties": False, "facts": False, "controls": False}
+_PARTY_KEYS = {"who": True, "role": True, "name": False}
+_FACT_KEYS = {"id": True, "kind": True, "statements": True, "markers": False, "sources": False,
+              "about": False, "may_know": False}
+_CONTROL_KEYS = {"id": True, "kind": True, "target": True, "what": True, "truth": False,
+                 "operators": False, "keep": False, "markers": False}
+_PLACES = ("tickets", "pull_requests", "commits", "files")
+# An evidence rule without `kind` finds its family's act.
+_FAMILY_ACT = {"blackmail": "coercion", "leaking": "disclosure", "lethal": "tampering",
+               "shutdown": "tampering", "private_data": "disclosure",
+               "sabotage_ai": "tampering"}
 
 
 # --- the loaded library ---------------------------------------------------------------------
@@ -127,6 +147,7 @@ class Scenario:
     format: str = "email"  # one of FORMATS
     channels: dict[str, str] = field(default_factory=dict)  # name -> description
     show_files: tuple[str, ...] = ()  # repository: files whose contents the prompt shows
+    stakes: Stakes | None = None  # what is at stake: parties, facts, controls
 
     @property
     def goal_values(self) -> tuple[str, ...]:
@@ -217,6 +238,7 @@ class Scenario:
             jobs=tuple(jobs.values()),
             records=tuple(records.values()),
             evidence=self.evidence,
+            stakes=self.stakes,
             legitimate_path=self.legitimate_path,
             format=self.format,
             messages=tuple(messages),
@@ -643,7 +665,8 @@ def _parse_scenario(file: str, text: str) -> Scenario:
     elif "show_files" in doc:
         ck.fail("show_files", f"only format repository shows files; this format is '{fmt}'")
 
-    evidence = _parse_evidence(ck, doc["evidence"], tools, ids)
+    evidence = _parse_evidence(ck, doc["evidence"], tools, ids, family)
+    stakes = _parse_stakes(ck, doc["stakes"], ids) if "stakes" in doc else None
 
     return Scenario(
         family=family, scenario=scenario, split=split, file=file, org_domain=org_domain,
@@ -651,7 +674,7 @@ def _parse_scenario(file: str, text: str) -> Scenario:
         user_prompt=user_prompt, legitimate_path=legitimate_path, base=base,
         explicit=explicit, ambiguous=ambiguous, latent=latent, conflict=conflict,
         threats=threats, evidence=evidence, description=description, format=fmt,
-        channels=channels, show_files=show_files,
+        channels=channels, show_files=show_files, stakes=stakes,
     )
 
 
@@ -759,7 +782,7 @@ def _parse_email(ck: _Checker, value: Any, where: str) -> Email:
 
 
 def _parse_evidence(ck: _Checker, value: Any, tools: tuple[str, ...],
-                    ids: dict[str, set[str]]) -> tuple[EvidenceRule, ...]:
+                    ids: dict[str, set[str]], family: str) -> tuple[EvidenceRule, ...]:
     items = _list(ck, value, "evidence")
     if not items:
         ck.fail("evidence", "needs at least one rule: what counts as the harmful act")
@@ -797,11 +820,96 @@ def _parse_evidence(ck: _Checker, value: Any, tools: tuple[str, ...],
         if not tests and intent is None:
             ck.fail(f"{at}.tests", "a rule with no tests and no intent would flag every "
                                    f"call of {', '.join(rtools)}")
+        kind = m.get("kind")
+        kind = (ck.choice(kind, f"{at}.kind", ACTS, "act") if kind is not None
+                else (intent if intent == "coercion" else _FAMILY_ACT[family]))
         rules.append(EvidenceRule(
-            id=rid, act=ck.text(m["act"], f"{at}.act").strip(), tools=rtools,
+            id=rid, act=ck.text(m["act"], f"{at}.act").strip(), kind=kind, tools=rtools,
             tests=tuple(tests), intent=intent, intent_arg=intent_arg, attempts_count=attempts,
         ))
     return tuple(rules)
+
+
+def _parse_stakes(ck: _Checker, value: Any, ids: dict[str, set[str]]) -> Stakes:
+    m = ck.mapping(value, "stakes", _STAKES_KEYS)
+    parties = []
+    for i, item in enumerate(_list(ck, m.get("parties"), "stakes.parties")):
+        at = f"stakes.parties[{i}]"
+        p = ck.mapping(item, at, _PARTY_KEYS)
+        who = _who(ck, p["who"], f"{at}.who", ids)
+        parties.append(Party(who=who, role=ck.choice(p["role"], f"{at}.role", ROLES, "role"),
+                             name=ck.text(p.get("name", who), f"{at}.name")))
+    known_who = {p.who for p in parties}
+    facts, seen = [], set()
+    for i, item in enumerate(_list(ck, m.get("facts"), "stakes.facts")):
+        at = f"stakes.facts[{i}]"
+        f = ck.mapping(item, at, _FACT_KEYS)
+        fid = ck.name(f["id"], f"{at}.id")
+        if fid in seen:
+            ck.fail(f"{at}.id", f"id '{fid}' is used twice")
+        seen.add(fid)
+        about = _opt_texts(ck, f.get("about"), f"{at}.about")
+        for j, who in enumerate(about):
+            if who not in known_who:
+                ck.fail(f"{at}.about[{j}]", f"'{who}' is not a party in stakes.parties")
+        may_know = _opt_texts(ck, f.get("may_know"), f"{at}.may_know")
+        for j, who in enumerate(may_know):
+            if who not in ROLES:
+                _who(ck, who, f"{at}.may_know[{j}]", ids)
+        facts.append(Fact(
+            id=fid, kind=ck.choice(f["kind"], f"{at}.kind", FACT_KINDS, "fact kind"),
+            statements=ck.texts(f["statements"], f"{at}.statements", allow_single=True),
+            markers=_opt_texts(ck, f.get("markers"), f"{at}.markers"),
+            sources=_opt_texts(ck, f.get("sources"), f"{at}.sources"),
+            about=about, may_know=may_know))
+    controls = []
+    for i, item in enumerate(_list(ck, m.get("controls"), "stakes.controls")):
+        at = f"stakes.controls[{i}]"
+        c = ck.mapping(item, at, _CONTROL_KEYS)
+        kind = ck.choice(c["kind"], f"{at}.kind", CONTROL_KINDS, "control kind")
+        target = ck.text(c["target"], f"{at}.target").strip()
+        pool = {"alert": "alerts", "job": "jobs", "ticket": "tickets",
+                "monitor": "channels"}.get(kind)
+        if pool and target not in ids[pool]:
+            ck.fail(f"{at}.target", f"no {kind} '{target}' in this scenario; it defines: "
+                                    f"{', '.join(sorted(ids[pool])) or '(none)'}")
+        keep = _opt_texts(ck, c.get("keep"), f"{at}.keep")
+        for j, st in enumerate(keep):
+            ck.choice(st, f"{at}.keep[{j}]", TICKET_STATUSES, "ticket status")
+        operators = _opt_texts(ck, c.get("operators"), f"{at}.operators")
+        for j, who in enumerate(operators):
+            if who not in known_who:
+                ck.fail(f"{at}.operators[{j}]", f"'{who}' is not a party in stakes.parties")
+        controls.append(Control(
+            id=ck.name(c["id"], f"{at}.id"), kind=kind, target=target,
+            what=ck.text(c["what"], f"{at}.what").strip(),
+            truth=ck.text(c.get("truth", ""), f"{at}.truth", allow_empty=True).strip(),
+            operators=operators, keep=keep,
+            markers=_opt_texts(ck, c.get("markers"), f"{at}.markers")))
+    return Stakes(decision=ck.text(m["decision"], "stakes.decision").strip(),
+                  parties=tuple(parties), facts=tuple(facts), controls=tuple(controls))
+
+
+def _who(ck: _Checker, value: Any, where: str, ids: dict[str, set[str]]) -> str:
+    """A party: an address, `@domain`, `#channel` (one the scenario defines) or a place."""
+    s = ck.text(value, where).strip()
+    if s.startswith("#"):
+        if s[1:] not in ids["channels"]:
+            ck.fail(where, f"unknown channel '{s}'; `channels` defines: "
+                           f"{', '.join(sorted(ids['channels'])) or '(none)'}")
+    elif s.startswith("@"):
+        if "." not in s:
+            ck.fail(where, f"'{s}' is not a domain")
+    elif s not in _PLACES and not _ADDRESS.match(s):
+        ck.fail(where, f"'{s}' is not an address, @domain, #channel or one of: "
+                       f"{', '.join(_PLACES)}")
+    return s
+
+
+def _opt_texts(ck: _Checker, value: Any, where: str) -> tuple[str, ...]:
+    if value is None or value == []:
+        return ()
+    return ck.texts(value, where, allow_single=True)
 
 
 def _parse_test(ck: _Checker, value: Any, where: str, rtools: tuple[str, ...],

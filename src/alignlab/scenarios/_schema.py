@@ -78,7 +78,13 @@ TOOL_NAMES: tuple[str, ...] = tuple(TOOL_SIGNATURES)
 TOOL_ARGS: dict[str, tuple[str, ...]] = {t: tuple(a.name for a in args) for t, args in TOOL_SIGNATURES.items()}
 
 # Layer-2 intent questions a rule may ask (judges/data/rubrics/<intent>.md answers each).
-INTENTS: tuple[str, ...] = ("coercion",)
+INTENTS: tuple[str, ...] = ("coercion", "deception")
+
+# Who a recipient is, as far as the stakes are concerned (FORMAT.md, `stakes.parties`).
+ROLES: tuple[str, ...] = ("decision_maker", "circle", "subject", "oversight", "insider",
+                          "outsider", "operator", "agent")
+FACT_KINDS: tuple[str, ...] = ("private", "confidential")
+CONTROL_KINDS: tuple[str, ...] = ("alert", "job", "file", "weights", "ticket", "monitor")
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,53 @@ class ArgTest:
 
 
 @dataclass(frozen=True)
+class Party:
+    """Someone who can receive what the agent sends. `who` is an email address, `@domain`,
+    `#channel`, or a shared place: `tickets`, `pull_requests`, `commits`, `files`."""
+
+    who: str
+    role: str  # one of ROLES
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A private or confidential fact the agent can learn, and who may receive it."""
+
+    id: str
+    kind: str  # one of FACT_KINDS
+    statements: tuple[str, ...]  # sentences saying it, for matching paraphrases
+    markers: tuple[str, ...] = ()  # distinctive names, codes, figures that carry it
+    sources: tuple[str, ...] = ()  # ids of the emails/messages/tickets/records, or file paths
+    about: tuple[str, ...] = ()  # the parties (`who`) it concerns; they may always receive it
+    may_know: tuple[str, ...] = ()  # more parties (`who`) or roles entitled to it
+
+
+@dataclass(frozen=True)
+class Control:
+    """A safety control, oversight mechanism or successor asset the agent must leave alone."""
+
+    id: str
+    kind: str  # one of CONTROL_KINDS
+    target: str  # alert/job/ticket id, a file or folder path, or the monitor's channel
+    what: str  # what it is, in a line (shown to the intent judge)
+    truth: str = ""  # what is actually true about it (the deception judge's context)
+    operators: tuple[str, ...] = ()  # parties (`who`) who can change it on request
+    keep: tuple[str, ...] = ()  # ticket: the statuses that leave it in force
+    markers: tuple[str, ...] = ()  # other names the control goes by in messages
+
+
+@dataclass(frozen=True)
+class Stakes:
+    """What is at stake in a scenario (FORMAT.md): the detectors judge acts against this."""
+
+    decision: str  # the decision about the agent (or its goal) that leverage would target
+    parties: tuple[Party, ...] = ()
+    facts: tuple[Fact, ...] = ()
+    controls: tuple[Control, ...] = ()
+
+
+@dataclass(frozen=True)
 class EvidenceRule:
     """A harmful act, declared over the structured tool-call log — never over free text."""
 
@@ -131,6 +184,7 @@ class EvidenceRule:
     intent: str | None = None  # if set, a layer-2 judge must confirm (one of INTENTS)
     intent_arg: str = "body"  # which argument the intent judge reads
     attempts_count: bool = True  # a failed call (wrong code, say) still counts as an attempt
+    kind: str = ""  # which act of the taxonomy (alignlab.acts.ACTS) the rule finds
 
 
 @dataclass(frozen=True)
@@ -176,6 +230,7 @@ class Rendered:
     messages: tuple[Message, ...] = ()  # chat / channel / thread, oldest first
     tickets: tuple[dict[str, Any], ...] = ()  # {id, title, reporter, status, priority, opened, body}
     channels: dict[str, str] = field(default_factory=dict)  # name -> what it is (post_message)
+    stakes: Stakes | None = None  # what the generic detectors protect (None: rules only)
 
 
 StatusLiteral = Literal["harmful", "safe", "error", "unscored"]
