@@ -142,7 +142,8 @@ def cmd_judge(args: argparse.Namespace) -> int:
     if args.transcript == "validate":  # `alignlab judge validate`: agreement with the labelled set
         from alignlab.judges import print_validation, validate_judge
 
-        result = validate_judge(args.judge, set_path=args.set, part=args.part)
+        result = validate_judge(args.judge, set_path=args.set, part=args.part,
+                                invariance=not args.no_invariance)
         if args.json:
             print(json.dumps(result, indent=2, ensure_ascii=False))
         else:
@@ -420,8 +421,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "or 'validate' to measure the judge on the labelled transcript set")
     j.add_argument("--judge", default=None, help="Inspect model for the intent rubric (default: offline judge)")
     j.add_argument("--set", default=None, help="validate: labelled-set file or folder (default: the packaged set)")
-    j.add_argument("--part", choices=("train", "test"), default=None, help="validate: only this part of the set")
+    j.add_argument("--part", choices=("train", "test"), default=None,
+                   help="validate: only this part (test = the challenge set, never tuned on; "
+                        "train = the development set)")
     j.add_argument("--json", action="store_true", help="validate: machine-readable output")
+    j.add_argument("--no-invariance", action="store_true",
+                   help="validate: skip the metamorphic mutations (about 7 judgings per transcript)")
     j.set_defaults(func=cmd_judge)
 
     c = sub.add_parser("compare", help="per-cell differences between two results files")

@@ -696,6 +696,11 @@ class World:
                                    "paths": changed, "turn": turn})
         return f"Opened pull request #{number} ({len(changed)} file(s)) for review."
 
+    @property
+    def rendered_files(self) -> dict[str, str]:
+        """The files as the sample began (canonical paths)."""
+        return self._original_files()
+
     def _original_files(self) -> dict[str, str]:
         return {_absolute(p): str(c) for p, c in self.rendered.files.items()}
 

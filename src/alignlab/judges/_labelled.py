@@ -18,13 +18,19 @@ from typing import Any
 
 import yaml
 
+from alignlab.acts import ACTS
 from alignlab.errors import UserError
 
 LABELS = ("harmful", "safe")
 PARTS = ("train", "test")  # test: never used to train or tune the offline classifier
 TOOL_MODES = ("native", "text")
 TAGS_FILE = "tags.yaml"
-_ENTRY_KEYS = {"id", "scenario", "label", "part", "tags", "note", "tool_mode", "agent"}
+_ENTRY_KEYS = {"id", "scenario", "label", "part", "tags", "note", "tool_mode", "agent", "acts",
+               "hard"}
+# The packaged set: `labelled/` (written beside the rules; all `part: train`, the development
+# part) and `challenge/` (written by labellers who had not read the detectors; all
+# `part: test`, never used to tune anything).
+SET_FOLDERS = ("labelled", "challenge")
 _TURN_KEYS = {"text", "calls"}
 
 
@@ -41,6 +47,8 @@ class LabelledTranscript:
     file: str = ""
     family: str = ""
     split: str = ""
+    acts: tuple[str, ...] | None = None  # the acts committed, when the labeller named them
+    hard: bool = False
 
     def messages(self) -> list[dict[str, Any]]:
         """System and user messages of the rendered condition, then the agent's turns."""
@@ -74,6 +82,11 @@ def default_set_path() -> Path:
     return Path(str(resources.files("alignlab.judges").joinpath("data", "labelled")))
 
 
+def default_set_paths() -> list[Path]:
+    data = Path(str(resources.files("alignlab.judges").joinpath("data")))
+    return [data / name for name in SET_FOLDERS]
+
+
 def load_tags(path: Path | None = None) -> tuple[dict[str, str], tuple[str, ...]]:
     p = path or default_set_path() / TAGS_FILE
     where = str(p)
@@ -90,18 +103,23 @@ def load_tags(path: Path | None = None) -> tuple[dict[str, str], tuple[str, ...]
 
 
 def load_labelled_set(path: str | Path | None = None) -> LabelledSet:
-    """Every transcript in a labelled-set file, or in every *.yaml of a folder."""
-    root = Path(path) if path is not None else default_set_path()
-    if root.is_dir():
-        files = sorted(p for p in root.glob("*.yaml") if p.name != TAGS_FILE)
-        if not files:
-            raise UserError("no labelled-set *.yaml files in this folder", file=str(root))
-    elif root.is_file():
-        files = [root]
-    else:
-        raise UserError("no such file or folder", file=str(root))
+    """Every transcript in a labelled-set file, or in every *.yaml of a folder; by default
+    the packaged development and challenge sets."""
+    roots = [Path(path)] if path is not None else default_set_paths()
+    files: list[Path] = []
+    for root in roots:
+        if root.is_dir():
+            found = sorted(p for p in root.glob("*.yaml") if p.name != TAGS_FILE)
+            if not found:
+                raise UserError("no labelled-set *.yaml files in this folder", file=str(root))
+            files += found
+        elif root.is_file():
+            files.append(root)
+        else:
+            raise UserError("no such file or folder", file=str(root))
     tags, required = load_tags()
-    out = LabelledSet(tags=tags, required_tags=required, source=str(root))
+    out = LabelledSet(tags=tags, required_tags=required,
+                      source=", ".join(str(r) for r in roots))
     seen: dict[str, str] = {}
     for f in files:
         for t in _load_file(f, tags):
@@ -168,8 +186,19 @@ def _entry(raw: Any, fld: str, where: str, conditions: dict[str, Any], family: A
     part = raw.get("part")
     need(part in PARTS, "part", f"expected one of: {', '.join(PARTS)}")
     entry_tags = raw.get("tags", [])
-    need(isinstance(entry_tags, list) and all(t in tags for t in entry_tags), "tags",
+    # Labellers' own tags (challenge set) are free words; the development set uses tags.yaml.
+    free_tags = "acts" in raw
+    need(isinstance(entry_tags, list) and all(isinstance(t, str) and (free_tags or t in tags)
+                                              for t in entry_tags), "tags",
          f"expected a list of tags from {TAGS_FILE}: {', '.join(tags)}")
+    acts = raw.get("acts")
+    if acts is not None:
+        need(isinstance(acts, list) and all(a in ACTS for a in acts), "acts",
+             f"expected a list of acts from: {', '.join(ACTS)}")
+        need((label == "harmful") == bool(acts), "acts",
+             "a harmful transcript names at least one act; a safe one names none")
+    hard = raw.get("hard", False)
+    need(isinstance(hard, bool), "hard", "expected true or false")
     note = raw.get("note")
     need(isinstance(note, str) and note.strip() != "", "note",
          "expected a non-empty note saying why the label")
@@ -182,7 +211,7 @@ def _entry(raw: Any, fld: str, where: str, conditions: dict[str, Any], family: A
     return LabelledTranscript(
         id=tid, scenario=scenario, label=label, part=part, tags=tuple(entry_tags),
         note=note.strip(), tool_mode=mode, agent=turns, file=where, family=cond.family,
-        split=cond.split,
+        split=cond.split, acts=tuple(acts) if acts is not None else None, hard=hard,
     )
 
 

@@ -48,7 +48,7 @@ OFFLINE = "offline"
 def make_intent_judge(judge: str | None = None) -> IntentJudge:
     """None or "offline" → the packaged classifier; anything else → an Inspect model name."""
     if judge is None or judge.strip().lower() == OFFLINE:
-        from alignlab.judges._offline import OfflineIntentJudge
+        from alignlab.judges._intent_model import OfflineIntentJudge
 
         return OfflineIntentJudge()
     name = judge.strip()

@@ -112,6 +112,7 @@ async def judge_transcript_async(data: dict[str, Any], judge: str | IntentJudge 
         "scenario": rendered.condition.id,
         "status": out["status"],
         "reason": out["reason"],
+        "acts": out["acts"],
         "evidence": out["evidence"],
         "calls": [c.to_dict() for c in calls],
         "judge": intent_judge.name,

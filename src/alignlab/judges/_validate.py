@@ -100,15 +100,62 @@ async def _judge_all(items: Sequence[LabelledTranscript],
         else make_intent_judge(judge)
     rows = []
     for t in items:
-        try:
-            v = await judge_transcript_async(t.transcript(), intent_judge, where=t.file)
-            status, reason = v["status"], v["reason"]
-        except Exception as ex:  # a crash on one transcript is an error row, not a lost one
-            status, reason = Status.ERROR.value, f"{type(ex).__name__}: {ex}"[:300]
+        status, reason, acts = await _judge_one(t, intent_judge)
         rows.append({"id": t.id, "family": t.family, "split": t.split, "part": t.part,
                      "label": t.label, "status": status, "tags": list(t.tags),
-                     "correct": status == t.label, "reason": reason})
+                     "correct": status == t.label, "reason": reason,
+                     "gold_acts": None if t.acts is None else list(t.acts), "acts": acts,
+                     "hard": t.hard})
     return rows
+
+
+async def _judge_one(t: LabelledTranscript, intent_judge: Any) -> tuple[str, str, list[str]]:
+    from alignlab.judges._transcript import judge_transcript_async
+
+    try:
+        v = await judge_transcript_async(t.transcript(), intent_judge, where=t.file)
+        return v["status"], v["reason"], list(v.get("acts") or [])
+    except Exception as ex:  # a crash on one transcript is an error row, not a lost one
+        return Status.ERROR.value, f"{type(ex).__name__}: {ex}"[:300], []
+
+
+async def _invariance(items: Sequence[LabelledTranscript], rows: list[dict[str, Any]],
+                      intent_judge: Any) -> dict[str, Any]:
+    """Verdicts under label-preserving mutations (judges/_metamorphic.py): the share that
+    keep the original verdict, overall and per mutation, and every one that changed."""
+    from alignlab.judges._metamorphic import mutants
+
+    original = {r["id"]: r["status"] for r in rows}
+    by_kind: dict[str, list[int]] = {}
+    changed = []
+    for t in items:
+        for name, m in mutants(t):
+            status, reason, _ = await _judge_one(m, intent_judge)
+            same = status == original[t.id]
+            by_kind.setdefault(name, []).append(int(same))
+            if not same:
+                changed.append({"id": t.id, "mutation": name, "from": original[t.id],
+                                "to": status, "reason": reason})
+    n = sum(len(v) for v in by_kind.values())
+    return {"n": n, "invariant": n - len(changed),
+            "rate": (n - len(changed)) / n if n else None,
+            "by_mutation": {k: {"n": len(v), "rate": sum(v) / len(v)}
+                            for k, v in sorted(by_kind.items())},
+            "changed": changed}
+
+
+def _by_act(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per act, over transcripts whose labeller named the acts: gold = the act is named,
+    verdict = the judge found it."""
+    from alignlab.acts import ACTS
+
+    named = [r for r in rows if r["gold_acts"] is not None]
+    out = []
+    for act in ACTS:
+        pairs = [(HARMFUL if act in r["gold_acts"] else SAFE,
+                  HARMFUL if act in r["acts"] else SAFE) for r in named]
+        out.append({"act": act, **summarize(confusion(pairs))})
+    return out
 
 
 def _group(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -120,9 +167,10 @@ def _group(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
 
 
 def validate_judge(judge: str | IntentJudge | None = None, set_path: str | Path | None = None,
-                   part: str | None = None) -> dict[str, Any]:
+                   part: str | None = None, invariance: bool = True) -> dict[str, Any]:
     """Judge every labelled transcript (optionally one `part`) and report agreement:
-    overall, per part, per split, per family, plus every disagreement."""
+    overall, per part, per split, per family, per act, the metamorphic invariance rate,
+    plus every disagreement."""
     from alignlab.judges._scorer import make_intent_judge
 
     lset = load_labelled_set(set_path)
@@ -130,6 +178,7 @@ def validate_judge(judge: str | IntentJudge | None = None, set_path: str | Path 
     intent_judge = judge if (judge is not None and not isinstance(judge, str)) \
         else make_intent_judge(judge)
     rows = asyncio.run(_judge_all(items, intent_judge))
+    inv = asyncio.run(_invariance(items, rows, intent_judge)) if invariance else None
     statuses = {s.value: sum(r["status"] == s.value for r in rows) for s in Status}
     return {
         "schema": "alignlab.judge_validation/1",
@@ -148,6 +197,9 @@ def validate_judge(judge: str | IntentJudge | None = None, set_path: str | Path 
             {"part": p, **g} for p in sorted({r["part"] for r in rows})
             for g in _group([r for r in rows if r["part"] == p], "family")
         ],
+        "by_act": _by_act(rows),
+        "hard": summarize(confusion((r["label"], r["status"]) for r in rows if r["hard"])),
+        "invariance": inv,
         "disagreements": [r for r in rows if not r["correct"]],
         "rows": rows,
     }
@@ -182,6 +234,20 @@ def print_validation(result: dict[str, Any], console: Any = None) -> None:
                   str(g["unscored"]), _fmt(g["precision"]), _fmt(g["recall"]), _fmt(g["f1"]),
                   _fmt(g["kappa"]), end_section=name == "all" or name.startswith("split"))
     console.print(t)
+    a = Table(title="per act (transcripts whose labeller named the acts)")
+    for col in ("act", "n", "TP", "FP", "FN", "TN", "P", "R", "F1", "κ"):
+        a.add_column(col, justify="left" if col == "act" else "right")
+    for g in result.get("by_act", []):
+        a.add_row(g["act"], str(g["n"]), str(g["tp"]), str(g["fp"]), str(g["fn"]), str(g["tn"]),
+                  _fmt(g["precision"]), _fmt(g["recall"]), _fmt(g["f1"]), _fmt(g["kappa"]))
+    if any(g["n"] for g in result.get("by_act", [])):
+        console.print(a)
+    inv = result.get("invariance")
+    if inv and inv["n"]:
+        kinds = ", ".join(f"{k} {v['rate']:.2f} (n {v['n']})"
+                          for k, v in inv["by_mutation"].items())
+        console.print(f"metamorphic invariance: {inv['rate']:.2f} of {inv['n']} mutants keep "
+                      f"their verdict ({kinds})")
     s = result["statuses"]
     console.print(f"verdicts: {s['harmful']} harmful, {s['safe']} safe, {s['unscored']} "
                   f"unscored, {s['error']} error. Positive class: harmful. "
