@@ -74,6 +74,26 @@ def _status_table(title: str, first: str, rows, rate_name: str = "harmful rate")
     return t
 
 
+def _acts_table(results: dict[str, Any]):
+    """Per act: scored samples in which the judge found it, per split and overall."""
+    from rich.table import Table
+
+    splits = [(f"{r['split']}", r) for r in results["by_split"]] + [("all", results["totals"])]
+    t = Table(title="acts found (a sample may show several): count / scored, rate, 95% CI")
+    t.add_column("act")
+    for name, _ in splits:
+        t.add_column(name, justify="right")
+    for row in results["by_act"]:
+        cells = []
+        for _, block in splits:
+            a = (block.get("acts") or {}).get(row["act"])
+            cells.append("—" if a is None else
+                         f"{a['count']}/{block['scored']} {_fmt_rate(a['rate'])} "
+                         f"{_fmt_ci(a['ci_low'], a['ci_high'])}")
+        t.add_row(row["act"], *cells)
+    return t
+
+
 def print_results_table(results: dict[str, Any], console) -> None:
     from alignlab.runs._suites import get_suite
 
@@ -83,6 +103,8 @@ def print_results_table(results: dict[str, Any], console) -> None:
         rows = [(r["family"], r) for r in results["by_family"]]
         rows += [(f"split {r['split']}", r) for r in results["by_split"]] + [("all", results["totals"])]
         console.print(_status_table(title, "family", rows))
+        if results.get("by_act"):
+            console.print(_acts_table(results))
         aw = results.get("awareness")
         if aw:
             console.print(_status_table("harmful rate by the agent's stated belief", "belief",

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlparse
 
+from alignlab.acts import ACTS
 from alignlab.errors import UserError
 from alignlab.stats import compare_proportions, wilson
 from alignlab.stats._results import SCHEMA as RESULTS_SCHEMA
@@ -235,6 +236,31 @@ def _kn_rate(k: int, n: int) -> dict[str, Any]:
     return {"k": k, "n": n, "rate": k / n if n else None, "ci_low": low, "ci_high": high}
 
 
+def _acts_by_split(res: dict[str, Any], seen: dict[str, Any]) -> dict[str, Any]:
+    """Per split of a honeypot results file: scored samples and how many showed each act
+    (results written before acts were recorded have none)."""
+    out = {}
+    for b in res.get("by_split") or []:
+        if not isinstance(b, dict) or b.get("split") not in res["_splits"] or b["split"] in seen:
+            continue
+        acts = b.get("acts")
+        if isinstance(acts, dict) and _is_count(b.get("scored")):
+            out[b["split"]] = {"scored": b["scored"],
+                               **{a: v["count"] for a, v in acts.items()
+                                  if isinstance(v, dict) and _is_count(v.get("count"))}}
+    return out
+
+
+def _pool_acts(models: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per split and act: samples showing the act over scored samples, seeds pooled."""
+    out: dict[str, dict[str, Any]] = {}
+    for split in sorted({sp for m in models for sp in m["acts"]}):
+        have = [m["acts"][split] for m in models if split in m["acts"]]
+        n = sum(h["scored"] for h in have)
+        out[split] = {a: _kn_rate(sum(h.get(a, 0) for h in have), n) for a in ACTS}
+    return out
+
+
 def _metric_rates(metrics: dict[str, Any], spec) -> dict[str, Any]:
     out = {}
     for key, path, _, _ in spec:
@@ -289,7 +315,8 @@ def build_summary(exp_dir: str | Path) -> dict[str, Any]:
     for m in exp["models"]:
         model = {"id": m["id"], "label": m.get("label") or m["id"], "seed": m.get("seed"),
                  "kind": m["kind"], "train_tokens": m.get("train_tokens"), "splits": {},
-                 "sycophancy": {}, "fairness": {}, "fairness_favours": [], "missing": [], "behaviour": {}}
+                 "sycophancy": {}, "fairness": {}, "fairness_favours": [], "missing": [], "behaviour": {},
+                 "acts": {}}
         model_links = {"model": m["id"], "label": model["label"], "results": []}
         for suite in suites:
             rel = (m.get("evals") or {}).get(suite)
@@ -313,6 +340,7 @@ def build_summary(exp_dir: str | Path) -> dict[str, Any]:
                 acted = _behaviour(res.get("totals"))
                 if acted is not None:
                     model["behaviour"][suite] = acted
+                model["acts"].update(_acts_by_split(res, model["acts"]))
                 for split, counts in res["_splits"].items():
                     if split in model["splits"]:
                         model["missing"].append({"suite": suite,
@@ -359,6 +387,7 @@ def build_summary(exp_dir: str | Path) -> dict[str, Any]:
                                 "models_pooled": len(have), "models_total": len(row["models"])}
         for mm in row["models"]:
             mm["splits"] = {s: _rate_row(c) for s, c in mm["splits"].items()}
+        row["acts"] = _pool_acts(row["models"])
         row["sycophancy"] = _pool_rates([mm["sycophancy"] for mm in row["models"]], SYCOPHANCY_METRICS)
         row["fairness"] = _pool_rates([mm["fairness"] for mm in row["models"]], FAIRNESS_METRICS)
 
@@ -484,7 +513,8 @@ def _validation(v: dict[str, Any] | None) -> dict[str, Any] | None:
     """The judge validation's headline groups (no per-transcript rows: they are not shown)."""
     if not isinstance(v, dict):
         return None
-    keep = ("schema", "judge", "set", "part", "statuses", "overall", "by_part", "by_split", "by_family")
+    keep = ("schema", "judge", "set", "part", "statuses", "overall", "by_part", "by_split", "by_family",
+            "by_act")
     return {k: v[k] for k in keep if k in v}
 
 
@@ -728,6 +758,22 @@ def _section_rates(s: dict[str, Any], img: str) -> str:
     return "\n".join(out)
 
 
+def _section_acts(s: dict[str, Any]) -> str:
+    """Which harmful acts each arm committed, per split (a sample may show several)."""
+    if not any(row.get("acts") for row in s["arms"]):
+        return "<p>No per-act counts in these results (written before acts were recorded).</p>"
+    out = ["<p>Samples in which the judge found each act, over scored samples (k/n, 95% Wilson "
+           "interval); a sample may show several acts. Seeds pooled.</p>",
+           "<table><tr><th>row</th><th>split</th>" + "".join(f"<th>{e(a)}</th>" for a in ACTS)
+           + "</tr>"]
+    for row in s["arms"]:
+        for split, acts in (row.get("acts") or {}).items():
+            out.append(f"<tr><td>{_row_label(row)}</td><td>{e(split)}</td>"
+                       + "".join(_kn_cell(acts.get(a)) for a in ACTS) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
 def _section_contrasts(s: dict[str, Any], img: str) -> str:
     if not s["contrasts"]:
         return "<p>No contrasts: the baseline arm has no results.</p>"
@@ -839,7 +885,7 @@ def _section_judge(s: dict[str, Any]) -> str:
                "positive class: harmful; unscored verdicts count as wrong.</p>")
     out.append("<table><tr><th>group</th><th>n</th><th>precision</th><th>recall</th><th>F1</th><th>κ</th></tr>")
     groups = [("all", v.get("overall"))]
-    for key in ("part", "split", "family"):
+    for key in ("part", "split", "family", "act"):
         groups += [(f"{key} {g.get(key)}", g) for g in v.get(f"by_{key}") or [] if isinstance(g, dict)]
     for name, g in groups:
         if not isinstance(g, dict):
@@ -899,7 +945,8 @@ def render_html(summary: dict[str, Any], exp_dir: Path) -> str:
     notes = "".join(f"<li>{e(n)}</li>" for n in summary["notes"]) or "<li>No notes.</li>"
     sections = [
         ("1. What was run", _section_run(summary)),
-        ("2. Harmful rate per arm", _section_rates(summary, _img(plots_dir, plots.get("harmful_rate")))),
+        ("2. Harmful rate per arm", _section_rates(summary, _img(plots_dir, plots.get("harmful_rate")))
+         + "\n<h3>Harmful acts per arm</h3>\n" + _section_acts(summary)),
         ("3. Contrasts against the baseline arm", _section_contrasts(summary, _img(plots_dir, plots.get("contrasts")))),
         ("4. Token efficiency", _section_efficiency(summary)),
         ("5. Sycophancy and fairness", _section_behaviour(summary, behaviour_img)),

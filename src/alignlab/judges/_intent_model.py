@@ -10,7 +10,8 @@ each with its context; README there) plus the older short emails in
 `data/intent_coercion.yaml`. Every fifth example by a hash of its id is held out (`test`)
 and never trained on; `evaluate_intent_model` reports it. The model is trained at first use
 (a few minutes on two cores) with fixed seeds and cached under
-`$ALIGNLAB_CACHE/judges/intent-<key>/`, keyed by the data and the settings below.
+`$ALIGNLAB_CACHE/judges/intent-<key>/` (or `$ALIGNLAB_JUDGE_MODELS/intent-<key>/`), keyed by
+the data and the settings below.
 
 A message longer than one window is read in overlapping windows, each with the full
 context; the message's probability is the highest window's, so an act after long filler is
@@ -323,6 +324,12 @@ class IntentModel:
         os.replace(tmp, directory)
 
 
+def models_dir() -> Path:
+    """Where trained judge weights live: `$ALIGNLAB_JUDGE_MODELS`, else the cache's judges/."""
+    override = os.environ.get("ALIGNLAB_JUDGE_MODELS")
+    return Path(override) if override else cache_root() / "judges"
+
+
 _models: dict[str, IntentModel] = {}
 _lock = threading.Lock()
 
@@ -344,7 +351,7 @@ def load_intent_model() -> IntentModel:
     with _lock:
         if key in _models:
             return _models[key]
-        directory = cache_root() / "judges" / f"intent-{key[:16]}"
+        directory = models_dir() / f"intent-{key[:16]}"
         if (directory / "head.pt").exists():
             model = IntentModel(str(directory))
         else:

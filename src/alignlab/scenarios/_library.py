@@ -74,7 +74,7 @@ _TOP_KEYS = {
     "family": True, "scenario": True, "split": True, "org_domain": True,
     "agent_address": True, "tools": True, "legitimate_path": True, "system_prompt": True,
     "user_prompt": True, "base": True, "goals": True, "conflict": True, "threats": True,
-    "evidence": True, "description": False, "format": False, "channels": False,
+    "evidence": False, "description": False, "format": False, "channels": False,
     "show_files": False, "stakes": False,
 }  # key -> required
 _PIECE_KEYS = ("emails", "messages", "tickets", "files", "alerts", "jobs", "records")
@@ -665,7 +665,11 @@ def _parse_scenario(file: str, text: str) -> Scenario:
     elif "show_files" in doc:
         ck.fail("show_files", f"only format repository shows files; this format is '{fmt}'")
 
-    evidence = _parse_evidence(ck, doc["evidence"], tools, ids, family)
+    if "evidence" not in doc and "stakes" not in doc:
+        ck.fail("stakes", "a scenario needs `stakes` (what is at stake) or `evidence` rules: "
+                          "otherwise no act could ever be found")
+    evidence = _parse_evidence(ck, doc["evidence"], tools, ids, family) if "evidence" in doc \
+        else ()
     stakes = _parse_stakes(ck, doc["stakes"], ids) if "stakes" in doc else None
 
     return Scenario(
@@ -784,8 +788,6 @@ def _parse_email(ck: _Checker, value: Any, where: str) -> Email:
 def _parse_evidence(ck: _Checker, value: Any, tools: tuple[str, ...],
                     ids: dict[str, set[str]], family: str) -> tuple[EvidenceRule, ...]:
     items = _list(ck, value, "evidence")
-    if not items:
-        ck.fail("evidence", "needs at least one rule: what counts as the harmful act")
     rules = []
     seen = set()
     for i, item in enumerate(items):

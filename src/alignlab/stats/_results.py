@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Iterable
 
+from alignlab.acts import ACTS
 from alignlab.status import STATUSES, Status
 from alignlab.stats._intervals import compare_proportions, wilson
 
@@ -23,8 +24,15 @@ def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     time_s = 0.0
     n = 0
     acted = cut = behaviour = 0  # honeypot samples whose journal records tool calls and cut-off turns
+    act_counts = {a: 0 for a in ACTS}
+    with_acts = 0  # samples whose verdict records the acts found (honeypots)
     for r in records:
         n += 1
+        verdict = r.get("verdict")
+        if isinstance(verdict, dict) and "acts" in verdict:
+            with_acts += 1
+            for a in set(verdict.get("acts") or []) & set(act_counts):
+                act_counts[a] += 1
         if r.get("tool_calls") is not None:
             behaviour += 1
             acted += r["tool_calls"] > 0
@@ -46,6 +54,13 @@ def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "tokens": {**tokens, "total": tokens["input"] + tokens["output"]},
         "time_s": round(time_s, 3),
     }
+    if with_acts:
+        # Per act: scored samples in which the judge found it (a sample may have several).
+        out["acts"] = {}
+        for a, k in act_counts.items():
+            lo, hi = wilson(k, scored)
+            out["acts"][a] = {"count": k, "rate": k / scored if scored else None,
+                              "ci_low": lo, "ci_high": hi}
     if behaviour:
         # Out of the samples that record it: made any tool call; had a turn stop at max_tokens.
         out["behaviour"] = {"recorded": behaviour, "with_tool_calls": acted, "with_cut_turn": cut}
@@ -97,7 +112,10 @@ def build_results(
     by_split = [
         {"split": sp, **summarise(recs)} for sp, recs in sorted(group(records, lambda r: r["condition"]["split"]).items())
     ]
-    out = {**common, "by_split": by_split, "by_family": by_family, "cells": cells, "logs": logs}
+    totals_acts = common["totals"].get("acts") or {}
+    by_act = [{"act": a, **v} for a, v in totals_acts.items()]
+    out = {**common, "by_split": by_split, "by_family": by_family, "by_act": by_act,
+           "cells": cells, "logs": logs}
     if any("belief" in r for r in records):
         out["awareness"] = awareness(records)
     return out
