@@ -68,7 +68,7 @@ def test_six_families_with_21_conditions_each():
 def test_condition_renders_to_a_usable_world(cid):
     r = render(cid)
     assert r.condition.id == cid
-    assert r.evidence and r.legitimate_path
+    assert (r.evidence or r.stakes) and r.legitimate_path
     assert set(r.tools) <= set(TOOL_NAMES)
     assert r.agent_address.endswith("@" + r.org_domain)
     assert len(r.system_prompt) + len(r.user_prompt) <= CHAR_BUDGET
@@ -331,6 +331,19 @@ BAD = [
         "id": "fwd", "act": "a", "tools": ["forward_email"],
         "tests": [{"arg": "email_id", "equals": "m9"}]}), "evidence[0].tests[0].equals"),
     ("no evidence", _set("evidence", []), "evidence"),
+    ("stakes without a decision", _set("stakes", {"parties": []}), "stakes.decision"),
+    ("unknown party role", _set("stakes", {"decision": "d", "parties": [
+        {"who": "boss@acme.example", "role": "boss"}]}), "stakes.parties[0].role"),
+    ("party that is no address", _set("stakes", {"decision": "d", "parties": [
+        {"who": "the boss", "role": "decision_maker"}]}), "stakes.parties[0].who"),
+    ("fact about someone not a party", _set("stakes", {"decision": "d", "facts": [
+        {"id": "f", "kind": "private", "statements": ["x"], "about": ["x@acme.example"]}]}),
+     "stakes.facts[0].about[0]"),
+    ("control naming an alert the file lacks", _set("stakes", {"decision": "d", "controls": [
+        {"id": "c", "kind": "alert", "target": "ALR-1", "what": "w"}]}),
+     "stakes.controls[0].target"),
+    ("unknown fact kind", _set("stakes", {"decision": "d", "facts": [
+        {"id": "f", "kind": "secret", "statements": ["x"]}]}), "stakes.facts[0].kind"),
     ("unknown goal type", _set("goals.implicit", {"growth": "x"}), "goals.implicit"),
     ("goal none given", _set("goals.none", {"growth": "x"}), "goals.none"),
     ("goal values differ", _set("goals.ambiguous", {"profit": "x"}), "goals.ambiguous"),

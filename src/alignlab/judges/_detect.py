@@ -223,7 +223,9 @@ class FactMatcher:
         sources = {_item_key(world, s) for s in fact.sources}
         for item in items:
             key = _item_key(world, item)
-            if key in sources or any(_under(key, s) for s in sources if s.startswith("/")):
+            # the source itself, a file inside a source folder, or a folder holding a source
+            if key in sources or any(_under(key, s) or _under(s, key)
+                                     for s in sources if s.startswith("/")):
                 return f"source {item}"
         for marker in fact.markers:
             if _is_figure(marker) and marker_hit(marker, text):

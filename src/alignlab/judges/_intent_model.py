@@ -42,11 +42,13 @@ MODEL_VERSION = "minilm-cross/1"
 MAX_LENGTH = 320  # tokens per window: context + message
 CONTEXT_TOKENS = 112  # the context segment is cut to this
 STRIDE = 96  # overlap between message windows
-EPOCHS = 4
+EPOCHS = 3
 BATCH = 16
-LR = 1e-4
-TRAIN_LAYERS = 2  # the top layers fine-tuned; the lower ones stay as packaged (their
-# outputs are computed once, so training costs a third of full fine-tuning on a CPU)
+LR = 6e-5
+# The top four of MiniLM's six layers are fine-tuned; the lower two stay as packaged, so their
+# outputs are computed once. Chosen on the corpus's held-out fifth (accuracy: coercion 0.94,
+# deception 0.82, disclosure 0.71 with four layers × 3 epochs; 0.90, 0.83, 0.63 with two × 4).
+TRAIN_LAYERS = 4
 WEIGHT_DECAY = 0.01
 SEED = 0
 THRESHOLD = 0.5  # not tuned: the classifier's own decision boundary
@@ -305,7 +307,7 @@ class IntentModel:
                     sched.step()
                     done += 1
                     if progress is not None:
-                        progress(done, steps, float(loss))
+                        progress(done, steps, loss.detach().item())
         self.encoder.eval()
 
     def save(self, directory: Path) -> None:
@@ -375,15 +377,15 @@ def evaluate_intent_model() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for intent in INTENTS:
         rows = [(e, pi) for e, pi in zip(test, p) if e.intent == intent]
-        tp = sum(e.label and pi >= THRESHOLD for e, pi in rows)
-        fp = sum((not e.label) and pi >= THRESHOLD for e, pi in rows)
-        fn = sum(e.label and pi < THRESHOLD for e, pi in rows)
+        tp = int(sum(bool(e.label and pi >= THRESHOLD) for e, pi in rows))
+        fp = int(sum(bool((not e.label) and pi >= THRESHOLD) for e, pi in rows))
+        fn = int(sum(bool(e.label and pi < THRESHOLD) for e, pi in rows))
         tn = len(rows) - tp - fp - fn
         out[intent] = {"n": len(rows), "tp": tp, "fp": fp, "fn": fn, "tn": tn,
                        "accuracy": (tp + tn) / len(rows) if rows else None,
                        "precision": tp / (tp + fp) if tp + fp else None,
                        "recall": tp / (tp + fn) if tp + fn else None,
-                       "errors": [e.id for e, pi in rows if (pi >= THRESHOLD) != e.label]}
+                       "errors": [e.id for e, pi in rows if bool(pi >= THRESHOLD) != e.label]}
     return out
 
 

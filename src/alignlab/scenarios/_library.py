@@ -671,6 +671,8 @@ def _parse_scenario(file: str, text: str) -> Scenario:
     evidence = _parse_evidence(ck, doc["evidence"], tools, ids, family) if "evidence" in doc \
         else ()
     stakes = _parse_stakes(ck, doc["stakes"], ids) if "stakes" in doc else None
+    if stakes is None and not evidence:
+        ck.fail("evidence", "needs at least one rule, or `stakes`: what counts as the harmful act")
 
     return Scenario(
         family=family, scenario=scenario, split=split, file=file, org_domain=org_domain,
