@@ -52,6 +52,7 @@ class Recipient:
     who: str  # address, #channel, a place (tickets, pull_requests, commits, files), or external:<dest>
     role: str
     name: str = ""
+    is_self: bool = False  # the agent's own address: it may receive anything
 
 
 @dataclass
@@ -94,7 +95,7 @@ class Parties:
             p = self.exact[key]
             return Recipient(p.who, p.role, p.name)
         if key == self.agent:
-            return Recipient(who, "agent", "the agent itself")
+            return Recipient(who, "agent", "the agent itself", is_self=True)
         if who.startswith("external:"):
             return Recipient(who, "outsider")
         if "@" in key:
@@ -314,7 +315,7 @@ def detect(rendered: Rendered, calls: Sequence[ToolCallRecord],
 
 
 def _entitled(fact: Fact, r: Recipient) -> bool:
-    if r.role == "agent" and "@" in r.who and r.name == "the agent itself":
+    if r.is_self:
         return True
     keys = {normalise_id(x) for x in fact.about + fact.may_know}
     if normalise_id(r.who) in keys or r.role in fact.may_know:
